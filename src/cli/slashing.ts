@@ -1,0 +1,56 @@
+/** `vigil slashing import|export`: EIP-3076 interchange files against the protection database. */
+import fs from "node:fs";
+import path from "node:path";
+import { resolveNetwork } from "../config/networks.js";
+import { VigilError } from "../errors.js";
+import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
+import { openSqliteStore } from "../slashing/store/sqlite.js";
+import { DB_FILE } from "./start.js";
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new VigilError("bad_request", "FILE_UNREADABLE", `cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new VigilError("bad_request", "INVALID_JSON", `${file} is not JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function importCommand(file: string, flags: { dataDir: string; network?: string }): Promise<void> {
+  const doc = parseInterchange(readJson(file));
+  const store = openSqliteStore(path.join(flags.dataDir, DB_FILE));
+  try {
+    if (flags.network) {
+      const network = resolveNetwork(flags.network);
+      if (network.genesisValidatorsRoot) await store.bindGenesisValidatorsRoot(network.genesisValidatorsRoot);
+    }
+    const s = await store.importInterchange(doc);
+    process.stdout.write(
+      `imported ${file}: ${s.validators} validators (${s.validatorsAdded} new), ` +
+        `${s.blocksImported} blocks (${s.blocksSkipped} already known), ` +
+        `${s.attestationsImported} attestations (${s.attestationsSkipped} already known)\n`,
+    );
+  } finally {
+    await store.close();
+  }
+}
+
+export async function exportCommand(file: string, flags: { dataDir: string; pubkey?: string[] }): Promise<void> {
+  const dbFile = path.join(flags.dataDir, DB_FILE);
+  if (!fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
+  const store = openSqliteStore(dbFile);
+  try {
+    const doc = await store.exportInterchange(flags.pubkey?.map((p) => p.toLowerCase()));
+    fs.writeFileSync(file, serializeInterchange(doc, 2) + "\n");
+    const blocks = doc.data.reduce((n, v) => n + v.signed_blocks.length, 0);
+    const atts = doc.data.reduce((n, v) => n + v.signed_attestations.length, 0);
+    process.stdout.write(`exported ${doc.data.length} validators, ${blocks} blocks, ${atts} attestations to ${file}\n`);
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Start options from, in increasing precedence: defaults, a YAML config file (--config or
+ * VIGIL_CONFIG), VIGIL_* environment variables, command-line flags.
+ */
+import fs from "node:fs";
+import { parse as parseYaml } from "yaml";
+
+export interface StartOptions {
+  network: string;
+  keystores?: string;
+  passwords?: string;
+  passwordFile?: string;
+  dataDir: string;
+  host: string;
+  port: number;
+  logLevel: string;
+}
+
+export const DEFAULTS: StartOptions = {
+  network: "mainnet",
+  dataDir: "./data",
+  host: "127.0.0.1",
+  port: 9000,
+  logLevel: "info",
+};
+
+/** Option name → environment variable. */
+export const ENV: Record<keyof StartOptions, string> = {
+  network: "VIGIL_NETWORK",
+  keystores: "VIGIL_KEYSTORES",
+  passwords: "VIGIL_PASSWORDS",
+  passwordFile: "VIGIL_PASSWORD_FILE",
+  dataDir: "VIGIL_DATA_DIR",
+  host: "VIGIL_HOST",
+  port: "VIGIL_PORT",
+  logLevel: "VIGIL_LOG_LEVEL",
+};
+
+const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+
+export class OptionsError extends Error {}
+
+function fromConfigFile(file: string): Partial<Record<keyof StartOptions, unknown>> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new OptionsError(`cannot read config file ${file}: ${(e as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new OptionsError(`config file ${file} must be a YAML mapping`);
+  const out: Partial<Record<keyof StartOptions, unknown>> = {};
+  const known = new Map(Object.keys(ENV).flatMap((k) => [[k, k], [kebab(k), k]] as [string, string][]));
+  for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
+    const name = known.get(key);
+    if (!name) throw new OptionsError(`config file ${file}: unknown option "${key}" (known: ${[...new Set(Object.keys(ENV).map(kebab))].join(", ")})`);
+    out[name as keyof StartOptions] = value;
+  }
+  return out;
+}
+
+function asPort(v: unknown, source: string): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OptionsError(`${source}: port must be 0-65535, got ${String(v)}`);
+  return n;
+}
+
+export function resolveStartOptions(
+  flags: Partial<Record<keyof StartOptions, unknown>> & { config?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): StartOptions {
+  const configFile = flags.config ?? env.VIGIL_CONFIG;
+  const layers: [string, Partial<Record<keyof StartOptions, unknown>>][] = [];
+  if (configFile) layers.push([`config file ${configFile}`, fromConfigFile(configFile)]);
+  const fromEnv: Partial<Record<keyof StartOptions, unknown>> = {};
+  for (const [name, variable] of Object.entries(ENV)) if (env[variable] !== undefined && env[variable] !== "") fromEnv[name as keyof StartOptions] = env[variable];
+  layers.push(["environment", fromEnv], ["command line", flags]);
+
+  const opts: Record<string, unknown> = { ...DEFAULTS };
+  for (const [source, layer] of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === undefined || key === "config") continue;
+      if (key === "port") opts.port = asPort(value, source);
+      else if (typeof value !== "string") throw new OptionsError(`${source}: ${kebab(key)} must be a string`);
+      else opts[key] = value;
+    }
+  }
+  const result = opts as unknown as StartOptions;
+  if (result.passwords && result.passwordFile) throw new OptionsError("give --passwords or --password-file, not both");
+  if (result.keystores && !result.passwords && !result.passwordFile) {
+    throw new OptionsError("--keystores needs --passwords <dir> or --password-file <file>");
+  }
+  return result;
+}

@@ -1,0 +1,38 @@
+/** The HTTP face of Vigil: a fastify app over the signer, the key vault and the protection store. */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { KeyVault } from "../keys/vault.js";
+import type { Signer } from "../signer.js";
+import type { SlashingStore } from "../slashing/store/store.js";
+import { errorHandler, notFoundHandler } from "./errors.js";
+import type { Metrics } from "./metrics.js";
+import type { Reloader } from "./reload.js";
+import { eth2Routes } from "./routes/eth2.js";
+import { healthRoutes } from "./routes/health.js";
+
+export interface AppContext {
+  signer: Signer;
+  vault: KeyVault;
+  store: SlashingStore;
+  metrics: Metrics;
+  reload: Reloader;
+}
+
+export interface AppOptions {
+  /** A pino logger; none: silent (tests). */
+  logger?: FastifyBaseLogger;
+}
+
+export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstance {
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    bodyLimit: 4 * 1024 * 1024, // a full phase0/altair block with maximal contents fits
+    // A request log line per signature is noise at thousands per second; outcomes are logged by the routes.
+    logController: new LogController({ disableRequestLogging: true }),
+    keepAliveTimeout: 30_000,
+  });
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler(notFoundHandler);
+  eth2Routes(app, ctx);
+  healthRoutes(app, ctx);
+  return app;
+}

@@ -1,0 +1,55 @@
+/** The Web3Signer eth2 signing API: POST /api/v1/eth2/sign/{identifier}, GET /api/v1/eth2/publicKeys. */
+import type { FastifyInstance } from "fastify";
+import { VigilError } from "../../errors.js";
+import type { AppContext } from "../app.js";
+
+const PUBKEY = /^0x[0-9a-fA-F]{96}$/;
+
+/**
+ * JSON unless the client asks for text and not for JSON: `*\/*` or no Accept header gets JSON
+ * (Lodestar < 1.18 and older Lighthouse JSON-parse every answer).
+ */
+export function wantsText(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const types = accept.split(",").map((part) => {
+    const [type, ...params] = part.trim().toLowerCase().split(";");
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    return { type: type.trim(), q: q ? Number(q.slice(2)) : 1 };
+  });
+  const accepted = (t: string): boolean => types.some((x) => x.q > 0 && x.type === t);
+  if (accepted("application/json") || accepted("application/*") || accepted("*/*")) return false;
+  return accepted("text/plain") || accepted("text/*");
+}
+
+export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
+  app.post<{ Params: { identifier: string } }>(
+    "/api/v1/eth2/sign/:identifier",
+    { schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } } },
+    async (request, reply) => {
+      const started = process.hrtime.bigint();
+      const identifier = request.params.identifier;
+      const rawType = (request.body as { type?: unknown } | null)?.type;
+      const label = typeof rawType === "string" && /^[A-Z_0-9]{1,40}$/.test(rawType) ? rawType : "INVALID";
+      try {
+        if (!PUBKEY.test(identifier)) {
+          throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
+        }
+        const result = await ctx.signer.sign(identifier.toLowerCase(), request.body);
+        const signature = "0x" + Buffer.from(result.signature).toString("hex");
+        ctx.metrics.signRequests.inc({ type: result.type, outcome: "signed" });
+        ctx.metrics.signDuration.observe({ type: result.type }, Number(process.hrtime.bigint() - started) / 1e9);
+        request.log.debug({ pubkey: identifier, summary: result.summary }, "signed");
+        if (wantsText(request.headers.accept)) return reply.type("text/plain; charset=utf-8").send(signature);
+        return reply.type("application/json").send({ signature });
+      } catch (err) {
+        ctx.metrics.signRequests.inc({ type: label, outcome: err instanceof VigilError ? err.code : "ERROR" });
+        if (err instanceof VigilError && err.kind === "slashing") {
+          request.log.warn({ pubkey: identifier, rule: err.code }, `refused by slashing protection: ${err.message}`);
+        }
+        throw err;
+      }
+    },
+  );
+
+  app.get("/api/v1/eth2/publicKeys", async () => ctx.vault.pubkeys());
+}

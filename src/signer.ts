@@ -1,0 +1,98 @@
+/**
+ * The signing pipeline: decode → check network → protect + record → sign.
+ * Knows nothing of HTTP; every refusal is a VigilError with a stable code.
+ */
+import type { Network } from "./config/networks.js";
+import { badRequest, VigilError } from "./errors.js";
+import { decodeSignRequest, type SignRequest } from "./eth2/decode.js";
+import type { RequestType } from "./eth2/request.js";
+import { computeRequestSigningRoot } from "./eth2/signing-root.js";
+import type { KeyVault } from "./keys/vault.js";
+import type { SlashingStore } from "./slashing/store/store.js";
+
+export interface SignResult {
+  type: RequestType;
+  signingRoot: Uint8Array;
+  signature: Uint8Array;
+  summary: string;
+}
+
+const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
+
+/** Slots and epochs the protection database records must be exact JS numbers. */
+function protectedNumber(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw badRequest("VALUE_OUT_OF_RANGE", `${what} ${v} is beyond what slashing protection accepts (2^53-1)`);
+  }
+  return Number(v);
+}
+
+export class Signer {
+  /** The genesis validators root requests must carry: the network's, or pinned in the database. */
+  private gvr: Uint8Array | null;
+
+  constructor(
+    readonly network: Network,
+    private readonly store: SlashingStore,
+    private readonly vault: KeyVault,
+  ) {
+    this.gvr = network.genesisValidatorsRoot;
+  }
+
+  /** Bind the protection database to the network (or load the pinned root of a custom network). */
+  async init(): Promise<void> {
+    if (this.gvr) {
+      await this.store.bindGenesisValidatorsRoot(this.gvr);
+    } else {
+      this.gvr = await this.store.getGenesisValidatorsRoot();
+    }
+  }
+
+  get genesisValidatorsRoot(): Uint8Array | null {
+    return this.gvr;
+  }
+
+  async sign(pubkey: string, body: unknown): Promise<SignResult> {
+    if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
+    const req = decodeSignRequest(body, this.network.slotsPerEpoch);
+    const gvr = await this.expectedGvr(req);
+    const signingRoot = computeRequestSigningRoot(req, this.network, gvr);
+    const carried = req.message.pubkey;
+    if (carried && hex(carried) !== pubkey) {
+      throw badRequest("PUBKEY_MISMATCH", `the ${req.type} names pubkey ${hex(carried)}, not the signing key ${pubkey}`);
+    }
+    await this.protect(pubkey, req, signingRoot);
+    // Only now, with the decision durably recorded, is the signature made.
+    const signature = this.vault.sign(pubkey, signingRoot);
+    return { type: req.type, signingRoot, signature, summary: req.message.summary };
+  }
+
+  private async expectedGvr(req: SignRequest): Promise<Uint8Array> {
+    if (this.gvr) return this.gvr;
+    if (!req.forkInfo) return new Uint8Array(32); // DEPOSIT / VALIDATOR_REGISTRATION: not used
+    // Custom network without a known root: pin the first one seen, atomically in the database.
+    try {
+      await this.store.bindGenesisValidatorsRoot(req.forkInfo.genesisValidatorsRoot);
+    } catch (e) {
+      if (!(e instanceof VigilError) || e.kind !== "bad_request") throw e;
+    }
+    this.gvr = await this.store.getGenesisValidatorsRoot();
+    if (!this.gvr) throw new VigilError("unavailable", "STORE_UNAVAILABLE", "could not pin the genesis validators root");
+    return this.gvr;
+  }
+
+  private async protect(pubkey: string, req: SignRequest, signingRoot: Uint8Array): Promise<void> {
+    const p = req.message.protection;
+    if (!p) return;
+    const decision =
+      p.kind === "block"
+        ? await this.store.checkAndRecordBlock(pubkey, protectedNumber(p.slot, "slot"), signingRoot)
+        : await this.store.checkAndRecordAttestation(
+            pubkey,
+            protectedNumber(p.sourceEpoch, "source epoch"),
+            protectedNumber(p.targetEpoch, "target epoch"),
+            signingRoot,
+          );
+    if (!decision.allowed) throw new VigilError("slashing", decision.rule, decision.message);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * EIP-3076 slashing-protection rules, as pure functions (no I/O).
+ *
+ * Strategy: complete history plus low watermarks. Vigil keeps every signed block and attestation,
+ * so a message in a gap below the highest recorded one is allowed when it conflicts with nothing,
+ * and re-signing an identical message (same non-zero signing root) is allowed as a repeat.
+ * The store queries the slice of history each rule needs and records the message if allowed.
+ */
+import type { Decision, SigningRoot, SlashingRule } from "./types.js";
+
+/** The history a block check needs, for one validator. */
+export interface BlockHistory {
+  /** Signing roots of the recorded blocks at the same slot (null = unknown). */
+  sameSlot: readonly SigningRoot[];
+  /** Lowest recorded slot, or null if no block is recorded. */
+  minSlot: number | null;
+}
+
+/** The history an attestation check needs, for one validator. */
+export interface AttestationHistory {
+  /** Signing roots of the recorded attestations with the same target epoch (null = unknown). */
+  sameTarget: readonly SigningRoot[];
+  /** A recorded attestation has source > new source and target < new target (the new one would surround it). */
+  surroundsExisting: boolean;
+  /** A recorded attestation has source < new source and target > new target (the new one would be surrounded). */
+  surroundedByExisting: boolean;
+  /** Lowest recorded source epoch, or null if no attestation is recorded. */
+  minSource: number | null;
+  /** Lowest recorded target epoch, or null if no attestation is recorded. */
+  minTarget: number | null;
+}
+
+/** An all-zero or absent signing root is unknown: it never proves two messages identical. */
+export function normaliseSigningRoot(root: Uint8Array | null | undefined): SigningRoot {
+  if (root == null) return null;
+  for (const b of root) if (b !== 0) return root;
+  return null;
+}
+
+/** True only if both roots are known and byte-for-byte equal. */
+export function sameSigningRoot(a: SigningRoot, b: SigningRoot): boolean {
+  const x = normaliseSigningRoot(a);
+  const y = normaliseSigningRoot(b);
+  if (x === null || y === null || x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** A repeat signing: every recorded message at this position has the same known signing root as the new one. */
+function isRepeat(recorded: readonly SigningRoot[], root: SigningRoot): boolean {
+  return root !== null && recorded.length > 0 && recorded.every((r) => sameSigningRoot(r, root));
+}
+
+const refuse = (rule: SlashingRule, message: string): Decision => ({ allowed: false, rule, message });
+
+/** May a block at `slot` with `signingRoot` be signed, given the validator's history? */
+export function checkBlock(slot: number, signingRoot: SigningRoot, history: BlockHistory): Decision {
+  const root = normaliseSigningRoot(signingRoot);
+  if (history.sameSlot.length > 0) {
+    // EIP-3076: a signed slot may only be signed again as a repeat, proven by an identical signing_root.
+    if (isRepeat(history.sameSlot, root)) return { allowed: true, repeat: true };
+    return refuse("DOUBLE_BLOCK_PROPOSAL", `a different block (or one with an unknown signing root) is already signed at slot ${slot}`);
+  }
+  // EIP-3076 condition 1: refuse slot <= min(recorded slots), except a repeat (handled above).
+  if (history.minSlot !== null && slot <= history.minSlot) {
+    return refuse("BLOCK_BELOW_LOW_WATERMARK", `slot ${slot} is at or below the low watermark (lowest recorded slot ${history.minSlot})`);
+  }
+  return { allowed: true, repeat: false };
+}
+
+/** May an attestation (source, target) with `signingRoot` be signed, given the validator's history? */
+export function checkAttestation(source: number, target: number, signingRoot: SigningRoot, history: AttestationHistory): Decision {
+  const root = normaliseSigningRoot(signingRoot);
+  // Consensus spec: a valid attestation has source <= target; EIP-3076 signers refuse anything else.
+  if (source > target) return refuse("SOURCE_GREATER_THAN_TARGET", `source epoch ${source} is greater than target epoch ${target}`);
+  if (history.sameTarget.length > 0) {
+    // EIP-3076: a signed target may only be signed again as a repeat, proven by an identical signing_root.
+    if (isRepeat(history.sameTarget, root)) return { allowed: true, repeat: true };
+    return refuse("DOUBLE_VOTE", `a different attestation (or one with an unknown signing root) is already signed for target epoch ${target}`);
+  }
+  // EIP-3076 (consensus slashing condition): never sign a vote that surrounds a recorded vote.
+  if (history.surroundsExisting) return refuse("SURROUNDING_VOTE", `attestation ${source}→${target} would surround a recorded attestation`);
+  // EIP-3076 (consensus slashing condition): never sign a vote surrounded by a recorded vote.
+  if (history.surroundedByExisting) return refuse("SURROUNDED_VOTE", `attestation ${source}→${target} would be surrounded by a recorded attestation`);
+  // EIP-3076 condition 2: refuse source < min(recorded source epochs).
+  if (history.minSource !== null && source < history.minSource) {
+    return refuse("SOURCE_BELOW_LOW_WATERMARK", `source epoch ${source} is below the low watermark (lowest recorded source ${history.minSource})`);
+  }
+  // EIP-3076 condition 3: refuse target <= min(recorded target epochs), except a repeat (handled above).
+  if (history.minTarget !== null && target <= history.minTarget) {
+    return refuse("TARGET_BELOW_LOW_WATERMARK", `target epoch ${target} is at or below the low watermark (lowest recorded target ${history.minTarget})`);
+  }
+  return { allowed: true, repeat: false };
+}

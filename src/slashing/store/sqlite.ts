@@ -1,0 +1,315 @@
+/**
+ * SQLite slashing-protection store (better-sqlite3): WAL, synchronous=FULL, one BEGIN IMMEDIATE
+ * transaction per check-and-record, so concurrent signers (threads or processes) are serialised.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { badRequest, VigilError } from "../../errors.js";
+import { bytesToHex, interchangeRecords, INTERCHANGE_FORMAT_VERSION, parseInterchange } from "../interchange.js";
+import { checkAttestation, checkBlock, normaliseSigningRoot } from "../rules.js";
+import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot } from "../types.js";
+import type { SlashingStore } from "./store.js";
+
+export const BUSY_TIMEOUT_MS = 5000;
+const GVR_KEY = "genesis_validators_root";
+const PUBKEY_RE = /^0x[0-9a-f]{96}$/;
+
+/** Versioned migrations: MIGRATIONS[i] brings the schema from version i to i + 1. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE metadata (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
+   CREATE TABLE validators (id INTEGER PRIMARY KEY, pubkey TEXT NOT NULL UNIQUE CHECK (length(pubkey) = 98)) STRICT;
+   CREATE TABLE signed_blocks (
+     validator_id INTEGER NOT NULL REFERENCES validators (id),
+     slot INTEGER NOT NULL CHECK (slot >= 0),
+     signing_root BLOB CHECK (signing_root IS NULL OR length(signing_root) = 32)
+   ) STRICT;
+   CREATE INDEX signed_blocks_validator_slot ON signed_blocks (validator_id, slot);
+   CREATE TABLE signed_attestations (
+     validator_id INTEGER NOT NULL REFERENCES validators (id),
+     source_epoch INTEGER NOT NULL CHECK (source_epoch >= 0),
+     target_epoch INTEGER NOT NULL CHECK (target_epoch >= 0),
+     signing_root BLOB CHECK (signing_root IS NULL OR length(signing_root) = 32)
+   ) STRICT;
+   CREATE INDEX signed_attestations_validator_target ON signed_attestations (validator_id, target_epoch);
+   CREATE INDEX signed_attestations_validator_source ON signed_attestations (validator_id, source_epoch);`,
+];
+
+/** Open (creating if needed, mode 0600) the SQLite slashing-protection database at `file`. */
+export function openSqliteStore(file: string): SqliteSlashingStore {
+  return new SqliteSlashingStore(file);
+}
+
+type Stmt = Database.Statement<unknown[]>;
+
+function blob(root: SigningRoot): Buffer | null {
+  return root === null ? null : Buffer.from(root.buffer, root.byteOffset, root.byteLength);
+}
+
+function checkPubkey(pubkey: string): string {
+  const pk = typeof pubkey === "string" ? pubkey.toLowerCase() : "";
+  if (!PUBKEY_RE.test(pk)) throw badRequest("INVALID_PUBKEY", "pubkey must be 48 bytes of 0x-prefixed hex");
+  return pk;
+}
+
+function checkEpochOrSlot(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw badRequest("INVALID_NUMBER", `${what} must be an integer in 0..${Number.MAX_SAFE_INTEGER}`);
+  return n;
+}
+
+function checkRoot(root: Uint8Array | null, what: string): SigningRoot {
+  if (root !== null && (!(root instanceof Uint8Array) || root.length !== 32)) throw badRequest("INVALID_ROOT", `${what} must be 32 bytes`);
+  return normaliseSigningRoot(root);
+}
+
+export class SqliteSlashingStore implements SlashingStore {
+  private readonly db: Database.Database;
+  private readonly s: Record<string, Stmt>;
+
+  constructor(readonly file: string) {
+    if (file !== ":memory:") {
+      fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+      try {
+        fs.closeSync(fs.openSync(file, "wx", 0o600)); // SQLite gives -wal/-shm the same mode
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      }
+    }
+    this.db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
+    try {
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = FULL");
+      this.db.pragma("foreign_keys = ON");
+      this.migrate();
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+    const p = (sql: string): Stmt => this.db.prepare(sql);
+    this.s = {
+      getMeta: p("SELECT value FROM metadata WHERE key = ?").pluck(),
+      setMeta: p("INSERT INTO metadata (key, value) VALUES (?, ?)"),
+      validatorId: p("SELECT id FROM validators WHERE pubkey = ?").pluck(),
+      insertValidator: p("INSERT INTO validators (pubkey) VALUES (?)"),
+      blocksAtSlot: p("SELECT signing_root FROM signed_blocks WHERE validator_id = ? AND slot = ?").pluck(),
+      minSlot: p("SELECT MIN(slot) FROM signed_blocks WHERE validator_id = ?").pluck(),
+      blockExists: p("SELECT 1 FROM signed_blocks WHERE validator_id = ? AND slot = ? AND signing_root IS ?").pluck(),
+      insertBlock: p("INSERT INTO signed_blocks (validator_id, slot, signing_root) VALUES (?, ?, ?)"),
+      attsAtTarget: p("SELECT signing_root FROM signed_attestations WHERE validator_id = ? AND target_epoch = ?").pluck(),
+      // Each surround query walks the index from the new vote forwards: normally zero rows, so O(log n).
+      surroundsExisting: p(
+        `SELECT EXISTS (SELECT 1 FROM signed_attestations INDEXED BY signed_attestations_validator_source
+           WHERE validator_id = ? AND source_epoch > ? AND target_epoch < ?)`,
+      ).pluck(),
+      surroundedByExisting: p(
+        `SELECT EXISTS (SELECT 1 FROM signed_attestations INDEXED BY signed_attestations_validator_target
+           WHERE validator_id = ? AND target_epoch > ? AND source_epoch < ?)`,
+      ).pluck(),
+      minSource: p("SELECT MIN(source_epoch) FROM signed_attestations WHERE validator_id = ?").pluck(),
+      minTarget: p("SELECT MIN(target_epoch) FROM signed_attestations WHERE validator_id = ?").pluck(),
+      attExists: p(
+        "SELECT 1 FROM signed_attestations WHERE validator_id = ? AND target_epoch = ? AND source_epoch = ? AND signing_root IS ?",
+      ).pluck(),
+      insertAtt: p("INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) VALUES (?, ?, ?, ?)"),
+      allValidators: p("SELECT id, pubkey FROM validators ORDER BY id"),
+      blocksOf: p("SELECT slot, signing_root AS root FROM signed_blocks WHERE validator_id = ? ORDER BY slot, rowid"),
+      attsOf: p(
+        `SELECT source_epoch AS source, target_epoch AS target, signing_root AS root FROM signed_attestations
+           WHERE validator_id = ? ORDER BY target_epoch, source_epoch, rowid`,
+      ),
+    };
+  }
+
+  private migrate(): void {
+    this.db
+      .transaction(() => {
+        this.db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL) STRICT");
+        const current = (this.db.prepare("SELECT MAX(version) FROM schema_version").pluck().get() as number | null) ?? 0;
+        if (current > MIGRATIONS.length) {
+          throw new VigilError("unavailable", "SLASHING_DB_TOO_NEW", `slashing database schema v${current} is newer than this Vigil (v${MIGRATIONS.length})`);
+        }
+        const record = this.db.prepare("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)");
+        for (let v = current; v < MIGRATIONS.length; v++) {
+          this.db.exec(MIGRATIONS[v]);
+          record.run(v + 1, new Date().toISOString());
+        }
+      })
+      .immediate();
+  }
+
+  /** Run a database operation; database failures become VigilError 'unavailable' (cannot decide safely). */
+  private guard<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof VigilError) throw e;
+      const code = (e as { code?: string }).code ?? "";
+      const busy = code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED");
+      const err = new VigilError("unavailable", busy ? "SLASHING_DB_BUSY" : "SLASHING_DB_ERROR", `slashing database: ${(e as Error).message}`);
+      (err as { cause?: unknown }).cause = e;
+      throw err;
+    }
+  }
+
+  private readGvr(): Uint8Array | null {
+    const v = this.s.getMeta.get(GVR_KEY) as Buffer | undefined;
+    return v === undefined ? null : new Uint8Array(v);
+  }
+
+  /** Inside a transaction: bind if unbound, else require equality. */
+  private bindGvr(gvr: Uint8Array): void {
+    const bound = this.readGvr();
+    if (bound === null) this.s.setMeta.run(GVR_KEY, Buffer.from(gvr));
+    else if (!Buffer.from(bound).equals(Buffer.from(gvr))) {
+      throw badRequest(
+        "GENESIS_VALIDATORS_ROOT_MISMATCH",
+        `genesis validators root ${bytesToHex(gvr)} differs from the database's ${bytesToHex(bound)}`,
+      );
+    }
+  }
+
+  private validatorId(pubkey: string, create: true): number;
+  private validatorId(pubkey: string, create: false): number | undefined;
+  private validatorId(pubkey: string, create: boolean): number | undefined {
+    const id = this.s.validatorId.get(pubkey) as number | undefined;
+    if (id !== undefined || !create) return id;
+    return Number(this.s.insertValidator.run(pubkey).lastInsertRowid);
+  }
+
+  async getGenesisValidatorsRoot(): Promise<Uint8Array | null> {
+    return this.guard(() => this.readGvr());
+  }
+
+  async bindGenesisValidatorsRoot(gvr: Uint8Array): Promise<void> {
+    if (!(gvr instanceof Uint8Array) || gvr.length !== 32) throw badRequest("INVALID_ROOT", "genesis validators root must be 32 bytes");
+    this.guard(() => this.db.transaction(() => this.bindGvr(gvr)).immediate());
+  }
+
+  async checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null): Promise<Decision> {
+    const pk = checkPubkey(pubkey);
+    checkEpochOrSlot(slot, "slot");
+    const root = blob(checkRoot(signingRoot, "signing root"));
+    return this.guard(() =>
+      this.db
+        .transaction((): Decision => {
+          const id = this.validatorId(pk, false);
+          const decision = checkBlock(
+            slot,
+            root,
+            id === undefined
+              ? { sameSlot: [], minSlot: null }
+              : { sameSlot: this.s.blocksAtSlot.all(id, slot) as Buffer[], minSlot: this.s.minSlot.get(id) as number | null },
+          );
+          if (decision.allowed && !decision.repeat) this.s.insertBlock.run(id ?? this.validatorId(pk, true), slot, root);
+          return decision;
+        })
+        .immediate(),
+    );
+  }
+
+  async checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null): Promise<Decision> {
+    const pk = checkPubkey(pubkey);
+    checkEpochOrSlot(source, "source epoch");
+    checkEpochOrSlot(target, "target epoch");
+    const root = blob(checkRoot(signingRoot, "signing root"));
+    return this.guard(() =>
+      this.db
+        .transaction((): Decision => {
+          const id = this.validatorId(pk, false);
+          const decision = checkAttestation(
+            source,
+            target,
+            root,
+            id === undefined
+              ? { sameTarget: [], surroundsExisting: false, surroundedByExisting: false, minSource: null, minTarget: null }
+              : {
+                  sameTarget: this.s.attsAtTarget.all(id, target) as Buffer[],
+                  surroundsExisting: this.s.surroundsExisting.get(id, source, target) === 1,
+                  surroundedByExisting: this.s.surroundedByExisting.get(id, target, source) === 1,
+                  minSource: this.s.minSource.get(id) as number | null,
+                  minTarget: this.s.minTarget.get(id) as number | null,
+                },
+          );
+          if (decision.allowed && !decision.repeat) this.s.insertAtt.run(id ?? this.validatorId(pk, true), source, target, root);
+          return decision;
+        })
+        .immediate(),
+    );
+  }
+
+  async importInterchange(doc: Interchange): Promise<ImportSummary> {
+    const records = interchangeRecords(parseInterchange(doc)); // validate the whole document first
+    return this.guard(() =>
+      this.db
+        .transaction((): ImportSummary => {
+          this.bindGvr(records.genesisValidatorsRoot);
+          const sum: ImportSummary = {
+            validators: records.validators.size,
+            validatorsAdded: 0,
+            blocksImported: 0,
+            blocksSkipped: 0,
+            attestationsImported: 0,
+            attestationsSkipped: 0,
+          };
+          for (const [pubkey, rec] of records.validators) {
+            let id = this.validatorId(pubkey, false);
+            if (id === undefined) {
+              id = this.validatorId(pubkey, true);
+              sum.validatorsAdded++;
+            }
+            // Slashable records (inside the file or against the database) are still kept: they only make checks stricter.
+            for (const b of rec.blocks) {
+              const root = blob(b.signingRoot);
+              if (this.s.blockExists.get(id, b.slot, root) !== undefined) {
+                sum.blocksSkipped++;
+              } else {
+                this.s.insertBlock.run(id, b.slot, root);
+                sum.blocksImported++;
+              }
+            }
+            for (const a of rec.attestations) {
+              const root = blob(a.signingRoot);
+              if (this.s.attExists.get(id, a.target, a.source, root) !== undefined) {
+                sum.attestationsSkipped++;
+              } else {
+                this.s.insertAtt.run(id, a.source, a.target, root);
+                sum.attestationsImported++;
+              }
+            }
+          }
+          return sum;
+        })
+        .immediate(),
+    );
+  }
+
+  async exportInterchange(pubkeys?: string[]): Promise<Interchange> {
+    const wanted = pubkeys === undefined ? undefined : new Set(pubkeys.map(checkPubkey));
+    return this.guard(() =>
+      this.db.transaction((): Interchange => {
+        const gvr = this.readGvr();
+        if (gvr === null) throw badRequest("GENESIS_VALIDATORS_ROOT_UNSET", "the slashing database is not bound to a genesis validators root yet");
+        const data: InterchangeValidator[] = [];
+        for (const v of this.s.allValidators.all() as { id: number; pubkey: string }[]) {
+          if (wanted !== undefined && !wanted.has(v.pubkey)) continue;
+          data.push({
+            pubkey: v.pubkey,
+            signed_blocks: (this.s.blocksOf.all(v.id) as { slot: number; root: Buffer | null }[]).map((b) =>
+              b.root === null ? { slot: String(b.slot) } : { slot: String(b.slot), signing_root: bytesToHex(b.root) },
+            ),
+            signed_attestations: (this.s.attsOf.all(v.id) as { source: number; target: number; root: Buffer | null }[]).map((a) => {
+              const att = { source_epoch: String(a.source), target_epoch: String(a.target) };
+              return a.root === null ? att : { ...att, signing_root: bytesToHex(a.root) };
+            }),
+          });
+        }
+        return { metadata: { interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: bytesToHex(gvr) }, data };
+      })(),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
