@@ -1,0 +1,301 @@
+// The HTTP contract (Web3Signer eth2 API) on a real listening server with a real SQLite store.
+import "./helpers/preset-minimal.js";
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { PublicKey, Signature, verify } from "@chainsafe/blst";
+import { pubkeyFromSecret } from "../src/keys/keystore.js";
+import { hexBytes, interopKeys, lodestarSamples, signingVectors } from "./helpers/keys.js";
+import { post, startTestServer, type TestServer } from "./helpers/server.js";
+
+const keys = interopKeys();
+const pk0 = keys[0].pubkey;
+const samples = lodestarSamples();
+const sample = (file: string): Record<string, any> => structuredClone(samples.find((s) => s.file === file)!.body);
+
+function assertSignatureOver(signatureHex: string, root: string, pubkey: string): void {
+  assert.ok(verify(hexBytes(root), PublicKey.fromBytes(hexBytes(pubkey)), Signature.fromBytes(hexBytes(signatureHex))), "signature verifies");
+}
+
+function assertError(res: { status: number; json: any; text: string }, status: number, code?: string): void {
+  assert.equal(res.status, status, res.text);
+  assert.equal(typeof res.json?.code, "string", res.text);
+  assert.equal(typeof res.json?.message, "string", res.text);
+  if (code) assert.equal(res.json.code, code, res.text);
+  assert.ok(!("signature" in res.json), "no signature in an error");
+}
+
+describe("signing the requests a real client sends (Lodestar samples)", () => {
+  // One fresh signer per sample: three samples are blocks at slot 1 from different devnet runs.
+  for (const { file, body } of samples) {
+    it(`${file}: 200 with a signature over the client's signing root`, async () => {
+      const server = await startTestServer("minimal", [keys[0].secret]);
+      try {
+        const res = await post(`${server.url}/api/v1/eth2/sign/${pk0}`, body, { accept: "*/*" });
+        assert.equal(res.status, 200, res.text);
+        assert.match(res.type, /application\/json/);
+        assertSignatureOver(res.json.signature, body.signingRoot as string, pk0);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
+describe("response format by Accept header", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer("minimal", [keys[0].secret]);
+  });
+  after(() => server.close());
+  const body = sample("RANDAO_REVEAL.json");
+  const cases: [string | undefined, "json" | "text"][] = [
+    [undefined, "json"],
+    ["*/*", "json"],
+    ["application/json", "json"],
+    ["text/plain", "text"],
+    ["text/plain, application/json", "json"],
+    ["text/*", "text"],
+    ["text/plain;q=0.9, */*;q=0.1", "json"],
+  ];
+  for (const [accept, want] of cases) {
+    it(`Accept: ${accept ?? "(none)"} → ${want}`, async () => {
+      const res = await fetch(`${server.url}/api/v1/eth2/sign/${pk0}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(accept ? { accept } : {}) },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      const signature = want === "json" ? JSON.parse(text).signature : text;
+      if (want === "text") assert.match(res.headers.get("content-type") ?? "", /^text\/plain/);
+      assertSignatureOver(signature, body.signingRoot, pk0);
+    });
+  }
+});
+
+for (const file of ["web3signer-sign-examples.json", "remote-signing-api-sign-examples.json"] as const) {
+  describe(`spec examples over HTTP: ${file}`, () => {
+    const vectors = signingVectors(file);
+    const pubkey = vectors.key.public_key;
+    for (const c of vectors.cases.filter((x) => x.signing_root_reproduced)) {
+      it(`${c.name}`, async () => {
+        const server = await startTestServer("minimal", [hexBytes(vectors.key.secret_key)]);
+        try {
+          const res = await post(`${server.url}/api/v1/eth2/sign/${pubkey}`, c.request);
+          const named = (c.request.deposit ?? c.request.validator_registration) as { pubkey?: string } | undefined;
+          if (named?.pubkey && named.pubkey !== pubkey) {
+            // The example names another validator's key: Vigil will not sign it with this one.
+            assertError(res, 400, "PUBKEY_MISMATCH");
+          } else {
+            assert.equal(res.status, 200, res.text);
+            assert.equal(res.json.signature, c.derived_signature);
+          }
+        } finally {
+          await server.close();
+        }
+      });
+    }
+  });
+}
+
+describe("bad input: a clear 4xx with {code, message}, never a signature", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer("minimal", [keys[0].secret, keys[1].secret]);
+    // pin the devnet's genesis validators root with one good request
+    const res = await post(`${server.url}/api/v1/eth2/sign/${pk0}`, sample("AGGREGATION_SLOT.json"));
+    assert.equal(res.status, 200);
+  });
+  after(() => server.close());
+  const url = (pk = pk0) => `${server.url}/api/v1/eth2/sign/${pk}`;
+
+  it("malformed JSON → 400 INVALID_JSON", async () => assertError(await post(url(), "{bad"), 400, "INVALID_JSON"));
+  it("empty body → 400", async () => assertError(await post(url(), ""), 400));
+  it("a JSON array or string → 400 INVALID_BODY", async () => {
+    assertError(await post(url(), [1, 2]), 400, "INVALID_BODY");
+    assertError(await post(url(), '"x"'), 400, "INVALID_BODY");
+  });
+  it("unknown type → 400 UNKNOWN_TYPE", async () => assertError(await post(url(), { type: "BLOCK_V3" }), 400, "UNKNOWN_TYPE"));
+  it("missing payload → 400", async () => assertError(await post(url(), { type: "ATTESTATION", fork_info: sample("ATTESTATION.json").fork_info }), 400, "INVALID_BODY"));
+  it("missing field → 400 naming it", async () => {
+    const b = sample("ATTESTATION.json");
+    delete b.attestation.target;
+    const res = await post(url(), b);
+    assertError(res, 400, "INVALID_FIELD");
+    assert.match(res.json.message, /attestation\.target/);
+  });
+  it("uint64 out of range, negative, hex or fractional → 400", async () => {
+    for (const slot of ["18446744073709551616", "-1", "0x10", "1.5", ""]) {
+      const b = sample("ATTESTATION.json");
+      b.attestation.slot = slot;
+      assertError(await post(url(), b), 400, "INVALID_FIELD");
+    }
+  });
+  it("a protected slot beyond 2^53-1 → 400 VALUE_OUT_OF_RANGE", async () => {
+    const b = sample("BLOCK_V2.BELLATRIX.json");
+    delete b.signingRoot;
+    b.beacon_block.block_header.slot = "18446744073709551615";
+    assertError(await post(url(), b), 400);
+  });
+  it("wrong hex length → 400", async () => {
+    const b = sample("ATTESTATION.json");
+    b.attestation.beacon_block_root = "0x1234";
+    assertError(await post(url(), b), 400, "INVALID_FIELD");
+  });
+  it("a signing root that is not the content's → 400 SIGNING_ROOT_MISMATCH", async () => {
+    const b = sample("RANDAO_REVEAL.json");
+    b.signingRoot = "0x" + "22".repeat(32);
+    assertError(await post(url(), b), 400, "SIGNING_ROOT_MISMATCH");
+  });
+  it("another chain's genesis validators root → 400 WRONG_NETWORK", async () => {
+    const b = sample("RANDAO_REVEAL.json");
+    delete b.signingRoot;
+    b.fork_info.genesis_validators_root = "0x" + "33".repeat(32);
+    assertError(await post(url(), b), 400, "WRONG_NETWORK");
+  });
+  it("invalid pubkey in the path → 400; unknown key → 404 KEY_NOT_FOUND", async () => {
+    assertError(await post(url("0x1234"), sample("RANDAO_REVEAL.json")), 400, "INVALID_PUBKEY");
+    assertError(await post(url(keys[2].pubkey), sample("RANDAO_REVEAL.json")), 404, "KEY_NOT_FOUND");
+  });
+  it("registration for another key → 400 PUBKEY_MISMATCH", async () => {
+    assertError(await post(url(keys[1].pubkey), sample("VALIDATOR_REGISTRATION.json")), 400, "PUBKEY_MISMATCH");
+  });
+  it("wrong content type → 415 (text → 400); oversized body → 413; unknown route → 404, all JSON", async () => {
+    const r1 = await fetch(url(), { method: "POST", headers: { "content-type": "application/xml" }, body: "<x/>" });
+    assert.equal(r1.status, 415);
+    assert.equal((await r1.json()).code, "UNSUPPORTED_MEDIA_TYPE");
+    assertError(await post(url(), "x", { "content-type": "text/plain" }), 400, "INVALID_BODY");
+    const big = JSON.stringify({ type: "ATTESTATION", pad: "x".repeat(5 * 1024 * 1024) });
+    assertError(await post(url(), big), 413, "BODY_TOO_LARGE");
+    const r3 = await fetch(`${server.url}/api/v1/eth2/nothing`);
+    assert.equal(r3.status, 404);
+    assert.equal((await r3.json()).code, "NOT_FOUND");
+  });
+  it("mutated client requests never produce a 5xx or a wrong signature (bounded fuzz)", async () => {
+    let seed = 12345;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const junk = [null, true, -1, 1.5, "", "0x", "0xzz", "x".repeat(300), [], {}, "18446744073709551616", "999999999999"];
+    const paths = (o: any, prefix: string[] = []): string[][] =>
+      o && typeof o === "object" ? Object.keys(o).flatMap((k) => [[...prefix, k], ...paths(o[k], [...prefix, k])]) : [];
+    for (let i = 0; i < 400; i++) {
+      const { body } = samples[rand(samples.length)];
+      const b = structuredClone(body) as any;
+      const ps = paths(b);
+      const p = ps[rand(ps.length)];
+      let parent = b;
+      for (const k of p.slice(0, -1)) parent = parent[k];
+      if (rand(3) === 0) delete parent[p.at(-1)!];
+      else parent[p.at(-1)!] = junk[rand(junk.length)];
+      const signer = keys[rand(2)].pubkey;
+      const res = await post(url(signer), b);
+      assert.ok(res.status < 500, `5xx for ${JSON.stringify(p)}: ${res.text}`);
+      if (res.status === 200) {
+        // One mutation: either it removed the client's root (content unchanged) or it hit
+        // something outside the signed content. Either way the signature is over the original root.
+        assertSignatureOver(res.json.signature, body.signingRoot as string, signer);
+      } else {
+        assert.equal(typeof res.json?.code, "string", res.text);
+      }
+    }
+  });
+});
+
+describe("slashing protection over HTTP", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer("minimal", [keys[0].secret]);
+  });
+  after(() => server.close());
+  const url = () => `${server.url}/api/v1/eth2/sign/${pk0}`;
+  const attestation = (source: number, target: number, root: string) => {
+    const b = sample("ATTESTATION.json");
+    delete b.signingRoot;
+    b.attestation.source.epoch = String(source);
+    b.attestation.target.epoch = String(target);
+    b.attestation.beacon_block_root = root;
+    return b;
+  };
+
+  it("racing conflicting attestations: exactly one is signed, the rest get 412", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => post(url(), attestation(2, 3, "0x" + (i + 1).toString(16).padStart(64, "0")))),
+    );
+    assert.equal(results.filter((r) => r.status === 200).length, 1);
+    for (const r of results.filter((x) => x.status !== 200)) assertError(r, 412, "DOUBLE_VOTE");
+  });
+  it("an identical request is signed again (same signing root)", async () => {
+    const b = attestation(4, 5, "0x" + "aa".repeat(32));
+    const first = await post(url(), b);
+    const second = await post(url(), b);
+    assert.equal(first.status, 200);
+    assert.equal(second.status, 200);
+    assert.equal(first.json.signature, second.json.signature);
+  });
+  it("surrounding and surrounded votes → 412 with the rule", async () => {
+    assert.equal((await post(url(), attestation(10, 20, "0x" + "bb".repeat(32)))).status, 200);
+    assertError(await post(url(), attestation(9, 21, "0x" + "bc".repeat(32))), 412, "SURROUNDING_VOTE");
+    assertError(await post(url(), attestation(11, 19, "0x" + "bd".repeat(32))), 412, "SURROUNDED_VOTE");
+  });
+  it("two different blocks at one slot → 412 DOUBLE_BLOCK_PROPOSAL", async () => {
+    const b = sample("BLOCK_V2.BELLATRIX.json");
+    delete b.signingRoot;
+    assert.equal((await post(url(), b)).status, 200);
+    b.beacon_block.block_header.body_root = "0x" + "44".repeat(32);
+    assertError(await post(url(), b), 412, "DOUBLE_BLOCK_PROPOSAL");
+  });
+});
+
+describe("keys, health, reload and metrics endpoints", () => {
+  it("publicKeys lists the loaded keys; upcheck says OK; healthcheck is UP", async () => {
+    const server = await startTestServer("minimal", [keys[0].secret, keys[1].secret]);
+    try {
+      const pks = await (await fetch(`${server.url}/api/v1/eth2/publicKeys`)).json();
+      assert.deepEqual([...pks].sort(), [keys[0].pubkey, keys[1].pubkey].sort());
+      const up = await fetch(`${server.url}/upcheck`);
+      assert.equal(up.status, 200);
+      assert.equal(await up.text(), "OK");
+      const health = await fetch(`${server.url}/healthcheck`);
+      assert.equal(health.status, 200);
+      assert.equal((await health.json()).outcome, "UP");
+    } finally {
+      await server.close();
+    }
+  });
+  it("healthcheck is 503 while no key is loaded; reload picks up keys (202, then GET /reload)", async () => {
+    const server = await startTestServer("minimal", [], async (vault) => {
+      vault.replaceAll([{ pubkey: pubkeyFromSecret(keys[2].secret), secret: Uint8Array.from(keys[2].secret), source: "reload" }]);
+      return { errors: 0 };
+    });
+    try {
+      const down = await fetch(`${server.url}/healthcheck`);
+      assert.equal(down.status, 503);
+      assert.equal((await down.json()).outcome, "DOWN");
+      assert.equal((await (await fetch(`${server.url}/reload`)).json()).status, "idle");
+      const accepted = await fetch(`${server.url}/reload`, { method: "POST" });
+      assert.equal(accepted.status, 202);
+      let state = "running";
+      for (let i = 0; i < 50 && state === "running"; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        state = (await (await fetch(`${server.url}/reload`)).json()).status;
+      }
+      assert.equal(state, "completed");
+      assert.deepEqual(await (await fetch(`${server.url}/api/v1/eth2/publicKeys`)).json(), [keys[2].pubkey]);
+      assert.equal((await fetch(`${server.url}/healthcheck`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+  it("metrics count signatures and refusals by type", async () => {
+    const server = await startTestServer("minimal", [keys[0].secret]);
+    try {
+      await post(`${server.url}/api/v1/eth2/sign/${pk0}`, sample("RANDAO_REVEAL.json"));
+      await post(`${server.url}/api/v1/eth2/sign/${pk0}`, { type: "RANDAO_REVEAL" });
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      assert.match(text, /vigil_sign_requests_total\{type="RANDAO_REVEAL",outcome="signed"\} 1/);
+      assert.match(text, /vigil_sign_requests_total\{type="RANDAO_REVEAL",outcome="INVALID_BODY"\} 1/);
+      assert.match(text, /vigil_keys_loaded 1/);
+    } finally {
+      await server.close();
+    }
+  });
+});
