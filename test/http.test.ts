@@ -254,6 +254,9 @@ describe("keys, health, reload and metrics endpoints", () => {
       const up = await fetch(`${server.url}/upcheck`);
       assert.equal(up.status, 200);
       assert.equal(await up.text(), "OK");
+      const upJson = await fetch(`${server.url}/upcheck`, { headers: { accept: "application/json" } });
+      assert.match(upJson.headers.get("content-type") ?? "", /^application\/json/);
+      assert.deepEqual(await upJson.json(), { status: "OK" });
       const health = await fetch(`${server.url}/healthcheck`);
       assert.equal(health.status, 200);
       assert.equal((await health.json()).outcome, "UP");

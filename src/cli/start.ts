@@ -5,6 +5,7 @@ import { ACTIVE_PRESET } from "@lodestar/params";
 import pino from "pino";
 import { describeNetwork, resolveNetwork } from "../config/networks.js";
 import type { StartOptions } from "../config/options.js";
+import { VigilError } from "../errors.js";
 import { ensureDevKeys } from "../keys/dev.js";
 import { loadKeystores } from "../keys/load.js";
 import { KeyVault } from "../keys/vault.js";
@@ -48,7 +49,18 @@ export async function start(opts: StartOptions): Promise<void> {
   await loadKeys();
 
   const signer = new Signer(network, store, vault);
-  await signer.init();
+  try {
+    await signer.init();
+  } catch (e) {
+    if (e instanceof VigilError && e.code === "GENESIS_VALIDATORS_ROOT_MISMATCH") {
+      throw new VigilError(
+        e.kind,
+        e.code,
+        `the protection database in ${opts.dataDir} belongs to another network than ${network.name} (${e.message}); use a separate --data-dir per network`,
+      );
+    }
+    throw e;
+  }
   const metrics = new Metrics();
   const reload = new Reloader(loadKeys);
   const app = buildApp({ signer, vault, store, metrics, reload }, { logger: log });

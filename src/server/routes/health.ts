@@ -2,8 +2,20 @@
 import type { FastifyInstance } from "fastify";
 import type { AppContext } from "../app.js";
 
+/** True when the Accept header names JSON and neither text nor anything. */
+function wantsJsonOnly(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const types = accept.split(",").map((t) => t.split(";")[0].trim().toLowerCase());
+  return types.includes("application/json") && !types.some((t) => t === "*/*" || t.startsWith("text/"));
+}
+
 export function healthRoutes(app: FastifyInstance, ctx: AppContext): void {
-  app.get("/upcheck", async (_request, reply) => reply.type("text/plain; charset=utf-8").send("OK"));
+  // Web3Signer answers text "OK"; clients that accept only JSON (Lodestar >= 1.18) get {"status":"OK"}.
+  app.get("/upcheck", async (request, reply) =>
+    wantsJsonOnly(request.headers.accept)
+      ? reply.type("application/json").send({ status: "OK" })
+      : reply.type("text/plain; charset=utf-8").send("OK"),
+  );
 
   // 200 only once keys are loaded and the protection database answers.
   app.get("/healthcheck", async (_request, reply) => {
