@@ -9,7 +9,8 @@ import { DEFAULTS, ENV, OptionsError, resolveStartOptions } from "../config/opti
 
 function fail(err: unknown): never {
   const e = err as Error & { code?: string };
-  process.stderr.write(`vigil: ${e.code && !(err instanceof OptionsError) ? `${e.code}: ` : ""}${e.message}\n`);
+  const prefix = e.code && !(err instanceof OptionsError) && !e.message.startsWith(e.code) ? `${e.code}: ` : "";
+  process.stderr.write(`vigil: ${prefix}${e.message}\n`);
   process.exit(1);
 }
 

@@ -23,12 +23,20 @@ function readJson(file: string): unknown {
 
 export async function importCommand(file: string, flags: { dataDir: string; network?: string }): Promise<void> {
   const doc = parseInterchange(readJson(file));
+  // Check the file against --network before touching the database (a refused import binds nothing).
+  const network = flags.network ? resolveNetwork(flags.network) : null;
+  if (network?.genesisValidatorsRoot) {
+    const expected = "0x" + Buffer.from(network.genesisValidatorsRoot).toString("hex");
+    if (doc.metadata.genesis_validators_root !== expected) {
+      throw new VigilError(
+        "bad_request",
+        "GENESIS_VALIDATORS_ROOT_MISMATCH",
+        `${file} is for genesis validators root ${doc.metadata.genesis_validators_root}, not ${network.name}'s (${expected})`,
+      );
+    }
+  }
   const store = openSqliteStore(path.join(flags.dataDir, DB_FILE));
   try {
-    if (flags.network) {
-      const network = resolveNetwork(flags.network);
-      if (network.genesisValidatorsRoot) await store.bindGenesisValidatorsRoot(network.genesisValidatorsRoot);
-    }
     const s = await store.importInterchange(doc);
     process.stdout.write(
       `imported ${file}: ${s.validators} validators (${s.validatorsAdded} new), ` +
