@@ -3,9 +3,11 @@ import "./helpers/preset-minimal.js";
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PublicKey, Signature, verify } from "@chainsafe/blst";
-import { pubkeyFromSecret } from "../src/keys/keystore.js";
+import fs from "node:fs";
+import path from "node:path";
+import { encryptKeystore } from "../src/keys/keystore.js";
 import { hexBytes, interopKeys, lodestarSamples, signingVectors } from "./helpers/keys.js";
-import { post, startTestServer, type TestServer } from "./helpers/server.js";
+import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 
 const keys = interopKeys();
 const pk0 = keys[0].pubkey;
@@ -264,16 +266,19 @@ describe("keys, health, reload and metrics endpoints", () => {
       await server.close();
     }
   });
-  it("healthcheck is 503 while no key is loaded; reload picks up keys (202, then GET /reload)", async () => {
-    const server = await startTestServer("minimal", [], async (vault) => {
-      vault.replaceAll([{ pubkey: pubkeyFromSecret(keys[2].secret), secret: Uint8Array.from(keys[2].secret), source: "reload" }]);
-      return { errors: 0 };
-    });
+  it("healthcheck is 503 while no key is loaded; reload picks up new keystores (202, then GET /reload)", async () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, "password.txt"), "reload-test");
+    const keystoreDir = path.join(dir, "keystores");
+    fs.mkdirSync(keystoreDir);
+    const server = await startTestServer("minimal", [], { keystores: { dir: keystoreDir, passwordFile: path.join(dir, "password.txt") } });
     try {
       const down = await fetch(`${server.url}/healthcheck`);
       assert.equal(down.status, 503);
       assert.equal((await down.json()).outcome, "DOWN");
       assert.equal((await (await fetch(`${server.url}/reload`)).json()).status, "idle");
+      const keystore = await encryptKeystore(keys[2].secret, "reload-test", { kdf: "pbkdf2" });
+      fs.writeFileSync(path.join(keystoreDir, "k2.json"), JSON.stringify(keystore));
       const accepted = await fetch(`${server.url}/reload`, { method: "POST" });
       assert.equal(accepted.status, 202);
       let state = "running";
@@ -286,6 +291,7 @@ describe("keys, health, reload and metrics endpoints", () => {
       assert.equal((await fetch(`${server.url}/healthcheck`)).status, 200);
     } finally {
       await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
   it("metrics count signatures and refusals by type", async () => {

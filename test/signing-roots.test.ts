@@ -39,7 +39,7 @@ for (const file of ["web3signer-sign-examples.json", "remote-signing-api-sign-ex
     const vectors = signingVectors(file);
     const vault = new KeyVault();
     const secret = hexBytes(vectors.key.secret_key);
-    vault.replaceAll([{ pubkey: pubkeyFromSecret(secret), secret: Uint8Array.from(secret), source: "vector" }]);
+    vault.replaceSource("keystore", [{ pubkey: pubkeyFromSecret(secret), secret: Uint8Array.from(secret), origin: "vector" }]);
     const pubkey = vectors.key.public_key;
 
     for (const c of vectors.cases) {

@@ -5,7 +5,7 @@ import { resolveNetwork } from "../config/networks.js";
 import { VigilError } from "../errors.js";
 import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
-import { DB_FILE } from "./start.js";
+import { DB_FILE } from "../config/files.js";
 
 function readJson(file: string): unknown {
   let text: string;

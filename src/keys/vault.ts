@@ -5,32 +5,63 @@
 import { SecretKey } from "@chainsafe/blst";
 import { VigilError } from "../errors.js";
 
+export type KeySource = "keystore" | "sealed" | "dev";
+
 export interface VaultEntry {
   pubkey: string;
   secret: Uint8Array;
-  source: string;
+  /** File or store the key came from (for logs). */
+  origin: string;
+}
+
+interface Held {
+  sk: SecretKey;
+  source: KeySource;
+  origin: string;
 }
 
 export class KeyVault {
-  private keys = new Map<string, { sk: SecretKey; source: string }>();
+  private keys = new Map<string, Held>();
 
-  /** Replace the whole key set (start-up, reload). Secrets passed in are zeroed. */
-  replaceAll(entries: VaultEntry[]): void {
-    const next = new Map<string, { sk: SecretKey; source: string }>();
+  private static load(e: VaultEntry): { pubkey: string; sk: SecretKey } {
+    const sk = SecretKey.fromBytes(e.secret);
+    e.secret.fill(0);
+    const pubkey = "0x" + Buffer.from(sk.toPublicKey().toBytes()).toString("hex");
+    if (pubkey !== e.pubkey.toLowerCase()) {
+      throw new VigilError("internal", "PUBKEY_MISMATCH", `secret from ${e.origin} does not match ${e.pubkey}`);
+    }
+    return { pubkey, sk };
+  }
+
+  /** Replace every key of one source (start-up, reload), keeping the others. Secrets passed in are zeroed. */
+  replaceSource(source: KeySource, entries: VaultEntry[]): void {
+    const next = new Map([...this.keys].filter(([, h]) => h.source !== source));
     for (const e of entries) {
-      const sk = SecretKey.fromBytes(e.secret);
-      e.secret.fill(0);
-      const pubkey = "0x" + Buffer.from(sk.toPublicKey().toBytes()).toString("hex");
-      if (pubkey !== e.pubkey.toLowerCase()) {
-        throw new VigilError("internal", "PUBKEY_MISMATCH", `secret for ${e.source} does not match ${e.pubkey}`);
-      }
-      if (!next.has(pubkey)) next.set(pubkey, { sk, source: e.source });
+      const { pubkey, sk } = KeyVault.load(e);
+      if (!next.has(pubkey)) next.set(pubkey, { sk, source, origin: e.origin });
     }
     this.keys = next;
   }
 
+  /** Add one key; false if it is already held. The secret is zeroed. */
+  add(source: KeySource, entry: VaultEntry): boolean {
+    const { pubkey, sk } = KeyVault.load(entry);
+    if (this.keys.has(pubkey)) return false;
+    this.keys.set(pubkey, { sk, source, origin: entry.origin });
+    return true;
+  }
+
+  /** Stop holding a key: from this call on, nothing is signed with it. */
+  remove(pubkey: string): boolean {
+    return this.keys.delete(pubkey);
+  }
+
   has(pubkey: string): boolean {
     return this.keys.has(pubkey);
+  }
+
+  sourceOf(pubkey: string): KeySource | undefined {
+    return this.keys.get(pubkey)?.source;
   }
 
   get size(): number {
@@ -41,10 +72,14 @@ export class KeyVault {
     return [...this.keys.keys()];
   }
 
+  list(): { pubkey: string; source: KeySource }[] {
+    return [...this.keys].map(([pubkey, h]) => ({ pubkey, source: h.source }));
+  }
+
   /** BLS signature (proof-of-possession ciphersuite, as the consensus specs use) of a signing root. */
   sign(pubkey: string, signingRoot: Uint8Array): Uint8Array {
     const entry = this.keys.get(pubkey);
-    if (!entry) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey}`);
+    if (!entry) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
     return entry.sk.sign(signingRoot).toBytes();
   }
 }

@@ -1,8 +1,6 @@
-/** The HTTP face of Vigil: a fastify app over the signer, the key vault and the protection store. */
+/** The HTTP face of Vigil: a fastify app in front of the key vault. It holds no key material. */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
-import type { KeyVault } from "../keys/vault.js";
-import type { Signer } from "../signer.js";
-import type { SlashingStore } from "../slashing/store/store.js";
+import type { VaultApi } from "../vault/api.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
 import type { Metrics } from "./metrics.js";
 import type { Reloader } from "./reload.js";
@@ -10,9 +8,7 @@ import { eth2Routes } from "./routes/eth2.js";
 import { healthRoutes } from "./routes/health.js";
 
 export interface AppContext {
-  signer: Signer;
-  vault: KeyVault;
-  store: SlashingStore;
+  vault: VaultApi;
   metrics: Metrics;
   reload: Reloader;
 }

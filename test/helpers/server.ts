@@ -1,22 +1,16 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { resolveNetwork } from "../../src/config/networks.js";
 import { pubkeyFromSecret } from "../../src/keys/keystore.js";
-import { KeyVault } from "../../src/keys/vault.js";
 import { buildApp } from "../../src/server/app.js";
 import { Metrics } from "../../src/server/metrics.js";
 import { Reloader } from "../../src/server/reload.js";
-import { Signer } from "../../src/signer.js";
-import { openSqliteStore } from "../../src/slashing/store/sqlite.js";
-import type { SlashingStore } from "../../src/slashing/store/store.js";
+import { VaultService, type VaultConfig } from "../../src/vault/service.js";
 
 export interface TestServer {
   url: string;
   dataDir: string;
-  store: SlashingStore;
-  vault: KeyVault;
-  reload: Reloader;
+  vault: VaultService;
   close(): Promise<void>;
 }
 
@@ -24,30 +18,24 @@ export function tempDir(prefix = "vigil-test-"): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** An in-process Vigil on 127.0.0.1 with a real SQLite store, holding the given secret keys. */
-export async function startTestServer(
-  network: string,
-  secrets: Uint8Array[],
-  reloadTask: (vault: KeyVault) => Promise<{ errors: number }> = async () => ({ errors: 0 }),
-): Promise<TestServer> {
+/**
+ * Vigil on 127.0.0.1 with the vault service in-process (the same service the vault process
+ * runs), a real SQLite store, and the given secret keys (plus any keystore source in `config`).
+ */
+export async function startTestServer(network: string, secrets: Uint8Array[], config: Partial<VaultConfig> = {}): Promise<TestServer> {
   const dataDir = tempDir();
-  const store = openSqliteStore(path.join(dataDir, "slashing-protection.sqlite"));
-  const vault = new KeyVault();
-  vault.replaceAll(secrets.map((s) => ({ pubkey: pubkeyFromSecret(s), secret: Uint8Array.from(s), source: "test" })));
-  const signer = new Signer(resolveNetwork(network), store, vault);
-  await signer.init();
-  const reload = new Reloader(() => reloadTask(vault));
-  const app = buildApp({ signer, vault, store, metrics: new Metrics(), reload });
+  const vault = await VaultService.open({ network, dataDir, ...config });
+  for (const s of secrets) vault.keys.add("keystore", { pubkey: pubkeyFromSecret(s), secret: Uint8Array.from(s), origin: "test" });
+  const reload = new Reloader(() => vault.reload());
+  const app = buildApp({ vault, metrics: new Metrics(), reload });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   return {
     url,
     dataDir,
-    store,
     vault,
-    reload,
     async close() {
       await app.close();
-      await store.close();
+      await vault.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

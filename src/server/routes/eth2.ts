@@ -34,8 +34,8 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
         if (!PUBKEY.test(identifier)) {
           throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
         }
-        const result = await ctx.signer.sign(identifier.toLowerCase(), request.body);
-        const signature = "0x" + Buffer.from(result.signature).toString("hex");
+        const result = await ctx.vault.sign(identifier.toLowerCase(), request.body);
+        const signature = result.signature;
         ctx.metrics.signRequests.inc({ type: result.type, outcome: "signed" });
         ctx.metrics.signDuration.observe({ type: result.type }, Number(process.hrtime.bigint() - started) / 1e9);
         request.log.debug({ pubkey: identifier, summary: result.summary }, "signed");
@@ -51,5 +51,5 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
     },
   );
 
-  app.get("/api/v1/eth2/publicKeys", async () => ctx.vault.pubkeys());
+  app.get("/api/v1/eth2/publicKeys", async () => (await ctx.vault.listKeys()).map((k) => k.pubkey));
 }

@@ -17,20 +17,22 @@ export function healthRoutes(app: FastifyInstance, ctx: AppContext): void {
       : reply.type("text/plain; charset=utf-8").send("OK"),
   );
 
-  // 200 only once keys are loaded and the protection database answers.
+  // 200 only once keys are loaded (and unlocked) and the protection database answers.
   app.get("/healthcheck", async (_request, reply) => {
-    const keysUp = ctx.vault.size > 0;
-    let dbUp = true;
+    let s;
     try {
-      await ctx.store.getGenesisValidatorsRoot();
+      s = await ctx.vault.status();
     } catch {
-      dbUp = false;
+      s = null;
     }
+    const keysUp = !!s && s.keys > 0 && !s.locked;
+    const dbUp = !!s && s.dbUp;
     const status = keysUp && dbUp ? "UP" : "DOWN";
     return reply.status(status === "UP" ? 200 : 503).send({
       status,
       checks: [
-        { id: "keys-check", status: keysUp ? "UP" : "DOWN", keys: ctx.vault.size },
+        { id: "vault", status: s ? "UP" : "DOWN", locked: s?.locked ?? null },
+        { id: "keys-check", status: keysUp ? "UP" : "DOWN", keys: s?.keys ?? 0 },
         { id: "slashing-protection-db", status: dbUp ? "UP" : "DOWN" },
       ],
       outcome: status,
@@ -48,7 +50,7 @@ export function healthRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/reload", async () => ctx.reload.state());
 
   app.get("/metrics", async (_request, reply) => {
-    ctx.metrics.keysLoaded.set(ctx.vault.size);
+    ctx.metrics.keysLoaded.set((await ctx.vault.status().catch(() => ({ keys: 0 }))).keys);
     return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 }

@@ -1,0 +1,57 @@
+/**
+ * What the HTTP process may ask of the key vault. The vault (src/vault/service.ts) runs in its
+ * own process in production (src/vault/child.ts, reached through src/vault/client.ts); tests
+ * may run the same service in-process. Everything crossing this boundary is plain JSON:
+ * typed requests in, signatures and statuses out. No key material ever crosses it.
+ */
+export interface SignOutcome {
+  type: string;
+  /** 0x-prefixed hex BLS signature. */
+  signature: string;
+  signingRoot: string;
+  summary: string;
+}
+
+export interface KeyInfo {
+  pubkey: string;
+  /** Where the key comes from: "keystore" (a keystore directory, read-only), "sealed" (the key store), "dev". */
+  source: "keystore" | "sealed" | "dev";
+  /** Read-only keys (from a keystore directory) cannot be deleted through the API. */
+  readonly: boolean;
+}
+
+export interface VaultStatus {
+  /** True while a sealed key store waits for its passphrase: nothing is signed then. */
+  locked: boolean;
+  keys: number;
+  dbUp: boolean;
+  network: string;
+  genesisValidatorsRoot: string | null;
+}
+
+/** Keymanager API POST /eth/v1/keystores, per keystore. */
+export interface ImportStatus {
+  status: "imported" | "duplicate" | "error";
+  message?: string;
+}
+
+/** Keymanager API DELETE /eth/v1/keystores, per pubkey. */
+export interface DeleteStatus {
+  status: "deleted" | "not_active" | "not_found" | "error";
+  message?: string;
+}
+
+export interface VaultApi {
+  sign(pubkey: string, body: unknown): Promise<SignOutcome>;
+  listKeys(): Promise<KeyInfo[]>;
+  status(): Promise<VaultStatus>;
+  /** Re-scan the keystore directory (and the sealed store). */
+  reload(): Promise<{ errors: number }>;
+  importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]>;
+  /** Stop signing with these keys, then return their EIP-3076 history (JSON text). */
+  deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }>;
+}
+
+/** Operations of the IPC protocol, one per VaultApi method. */
+export const VAULT_OPS = ["sign", "listKeys", "status", "reload", "importKeystores", "deleteKeys"] as const;
+export type VaultOp = (typeof VAULT_OPS)[number];

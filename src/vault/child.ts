@@ -1,0 +1,69 @@
+/**
+ * Entry of the vault process. It is forked by `vigil start`; its configuration (nothing
+ * secret) arrives in VIGIL_VAULT_CONFIG. It answers typed requests from its parent only.
+ * The SSZ preset must be chosen before Lodestar loads, so everything else is imported after.
+ */
+import { choosePreset } from "../config/preset.js";
+import type { VaultConfig } from "./service.js";
+
+const config = JSON.parse(process.env.VIGIL_VAULT_CONFIG ?? "null") as (VaultConfig & { logLevel?: string }) | null;
+delete process.env.VIGIL_VAULT_CONFIG;
+if (!config || typeof process.send !== "function") {
+  process.stderr.write("vigil vault: to be started by `vigil start` only\n");
+  process.exit(2);
+}
+choosePreset(config.network);
+
+const [{ default: pino }, { VaultService }, protocol] = await Promise.all([
+  import("pino"),
+  import("./service.js"),
+  import("./protocol.js"),
+]);
+const log = pino({ level: config.logLevel ?? "info", base: { proc: "vault" } });
+const send = (m: unknown): void => {
+  if (process.connected) process.send!(m);
+};
+
+// Parent gone: stop at once (fail closed: nobody could receive a signature anyway).
+process.on("disconnect", () => process.exit(0));
+
+let service: Awaited<ReturnType<typeof VaultService.open>>;
+try {
+  service = await VaultService.open(config, log);
+} catch (e) {
+  if (!(e instanceof Error && "kind" in e)) log.error({ err: e }, "vault failed to start");
+  // Exit once the parent has the reason.
+  process.send!({ event: "fatal", error: protocol.errorToWire(e) }, () => process.exit(1));
+  await new Promise(() => {});
+}
+
+let inFlight = 0;
+process.on("message", async (m: unknown) => {
+  if (!protocol.isVaultRequest(m)) {
+    log.error("malformed message from the parent process");
+    return;
+  }
+  if (inFlight >= protocol.MAX_IN_FLIGHT) {
+    send({ id: m.id, ok: false, error: { kind: "unavailable", code: "VAULT_BUSY", message: "too many requests in flight" } });
+    return;
+  }
+  inFlight++;
+  try {
+    const fn = service[m.op] as (...args: unknown[]) => Promise<unknown>;
+    const result = await fn.apply(service, m.args);
+    send({ id: m.id, ok: true, result });
+  } catch (e) {
+    const wire = protocol.errorToWire(e);
+    if (wire.kind === "internal") log.error({ err: e, op: m.op }, "vault operation failed");
+    send({ id: m.id, ok: false, error: wire });
+  } finally {
+    inFlight--;
+  }
+});
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    void service.close().finally(() => process.exit(0));
+  });
+}
+send({ event: "ready" });

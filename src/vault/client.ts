@@ -1,0 +1,107 @@
+/** The HTTP process's side of the vault: forks the vault process and forwards typed requests. */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { VigilError } from "../errors.js";
+import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultOp, VaultStatus } from "./api.js";
+import { errorFromWire, MAX_IN_FLIGHT, type VaultEvent, type VaultResponse } from "./protocol.js";
+import type { VaultConfig } from "./service.js";
+
+const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
+const down = (why: string): VigilError => new VigilError("unavailable", "VAULT_DOWN", `the key vault process is not running (${why})`);
+
+export class VaultClient implements VaultApi {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  private exited: string | null = null;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    onExit: (why: string) => void,
+  ) {
+    child.on("message", (m: VaultResponse | VaultEvent) => {
+      if ("id" in m) {
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        this.pending.delete(m.id);
+        if (m.ok) p.resolve(m.result);
+        else p.reject(errorFromWire(m.error));
+      }
+    });
+    child.on("exit", (code, signal) => {
+      this.exited = signal ? `killed by ${signal}` : `exit code ${code}`;
+      for (const p of this.pending.values()) p.reject(down(this.exited));
+      this.pending.clear();
+      onExit(this.exited);
+    });
+  }
+
+  /**
+   * Fork the vault process and wait until it has opened the protection database and loaded
+   * the keys. It shares this process's stdin (for an unlock prompt), stdout and stderr.
+   */
+  static spawn(config: VaultConfig & { logLevel?: string }, onExit: (why: string) => void): Promise<VaultClient> {
+    const child = fork(CHILD, [], {
+      stdio: ["inherit", "inherit", "inherit", "ipc"],
+      env: { ...process.env, VIGIL_VAULT_CONFIG: JSON.stringify(config) },
+      serialization: "json",
+    });
+    return new Promise((resolve, reject) => {
+      const early = (code: number | null, signal: string | null): void =>
+        reject(down(signal ? `killed by ${signal}` : `exit code ${code}`));
+      child.once("exit", early);
+      child.on("message", function first(m: VaultEvent) {
+        if (!("event" in m)) return;
+        if (m.event === "ready") {
+          child.off("message", first);
+          child.off("exit", early);
+          resolve(new VaultClient(child, onExit));
+        } else if (m.event === "fatal") {
+          child.off("message", first);
+          child.off("exit", early);
+          reject(errorFromWire(m.error));
+        }
+      });
+    });
+  }
+
+  private call<T>(op: VaultOp, ...args: unknown[]): Promise<T> {
+    if (this.exited) return Promise.reject(down(this.exited));
+    if (this.pending.size >= MAX_IN_FLIGHT) {
+      return Promise.reject(new VigilError("unavailable", "VAULT_BUSY", "too many requests in flight to the key vault"));
+    }
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ id, op, args }, (err) => {
+        if (err && this.pending.delete(id)) reject(down(err.message));
+      });
+    });
+  }
+
+  sign(pubkey: string, body: unknown): Promise<SignOutcome> {
+    return this.call("sign", pubkey, body);
+  }
+  listKeys(): Promise<KeyInfo[]> {
+    return this.call("listKeys");
+  }
+  status(): Promise<VaultStatus> {
+    return this.call("status");
+  }
+  reload(): Promise<{ errors: number }> {
+    return this.call("reload");
+  }
+  importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
+    return this.call("importKeystores", keystores, passwords, slashingProtection);
+  }
+  deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
+    return this.call("deleteKeys", pubkeys);
+  }
+
+  /** Stop the vault process (SIGTERM: it closes the database) and wait for it. */
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise((r) => this.child.once("exit", r));
+    this.child.kill("SIGTERM");
+    await done;
+  }
+}

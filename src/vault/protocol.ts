@@ -1,0 +1,46 @@
+/**
+ * The vault IPC protocol (parent ⇄ vault process over the anonymous socketpair that
+ * child_process.fork creates: no other process can connect to it).
+ */
+import { VigilError, type ErrorKind } from "../errors.js";
+import { VAULT_OPS, type VaultOp } from "./api.js";
+
+/** Requests one side may have in flight; more are refused with 503 VAULT_BUSY. */
+export const MAX_IN_FLIGHT = 8192;
+
+export interface VaultRequest {
+  id: number;
+  op: VaultOp;
+  args: unknown[];
+}
+
+export type VaultResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { kind: ErrorKind; code: string; message: string } };
+
+/** Messages the vault sends unprompted. */
+export type VaultEvent =
+  | { event: "ready" }
+  | { event: "fatal"; error: { kind: ErrorKind; code: string; message: string } }
+  | { event: "locked"; locked: boolean };
+
+export function isVaultRequest(m: unknown): m is VaultRequest {
+  if (typeof m !== "object" || m === null) return false;
+  const r = m as Record<string, unknown>;
+  return (
+    Number.isSafeInteger(r.id) &&
+    typeof r.op === "string" &&
+    (VAULT_OPS as readonly string[]).includes(r.op) &&
+    Array.isArray(r.args) &&
+    r.args.length <= 3
+  );
+}
+
+export function errorToWire(e: unknown): { kind: ErrorKind; code: string; message: string } {
+  if (e instanceof VigilError) return { kind: e.kind, code: e.code, message: e.message };
+  return { kind: "internal", code: "INTERNAL_ERROR", message: "internal error in the key vault; see its log" };
+}
+
+export function errorFromWire(e: { kind: ErrorKind; code: string; message: string }): VigilError {
+  return new VigilError(e.kind, e.code, e.message);
+}

@@ -1,0 +1,167 @@
+/**
+ * The key vault service: it holds the decrypted keys, owns the slashing-protection store and
+ * runs the signing pipeline. In production it runs alone in the vault process (child.ts).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { DB_FILE } from "../config/files.js";
+import { resolveNetwork, type Network } from "../config/networks.js";
+import { VigilError } from "../errors.js";
+import { ensureDevKeys } from "../keys/dev.js";
+import { loadKeystores } from "../keys/load.js";
+import { KeyVault, type KeySource } from "../keys/vault.js";
+import { Signer } from "../signer.js";
+import { serializeInterchange } from "../slashing/interchange.js";
+import { openSqliteStore } from "../slashing/store/sqlite.js";
+import type { SlashingStore } from "../slashing/store/store.js";
+import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStatus } from "./api.js";
+
+
+/** Plain, non-secret configuration: what the parent process hands the vault process. */
+export interface VaultConfig {
+  network: string;
+  dataDir: string;
+  keystores?: { dir: string; passwordsDir?: string; passwordFile?: string };
+  /** Generate / use DEV keys when no other key source is configured. */
+  devKeys?: boolean;
+}
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silent: Logger = { info() {}, warn() {}, error() {} };
+const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
+
+export class VaultService implements VaultApi {
+  readonly keys = new KeyVault();
+  private readonly signer: Signer;
+  private locked = false;
+  private keystoreSource?: VaultConfig["keystores"];
+  private keystoreKind: KeySource = "keystore";
+
+  private constructor(
+    readonly network: Network,
+    readonly store: SlashingStore,
+    private readonly log: Logger,
+  ) {
+    this.signer = new Signer(network, store, this.keys);
+  }
+
+  /** Open the protection database, bind it to the network, load the configured keys. */
+  static async open(config: VaultConfig, log: Logger = silent): Promise<VaultService> {
+    const network = resolveNetwork(config.network);
+    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const store = openSqliteStore(path.join(config.dataDir, DB_FILE));
+    const service = new VaultService(network, store, log);
+    try {
+      await service.signer.init();
+    } catch (e) {
+      await store.close();
+      if (e instanceof VigilError && e.code === "GENESIS_VALIDATORS_ROOT_MISMATCH") {
+        throw new VigilError(
+          e.kind,
+          e.code,
+          `the protection database in ${config.dataDir} belongs to another network than ${network.name} (${e.message}); use a separate --data-dir per network`,
+        );
+      }
+      throw e;
+    }
+    if (config.keystores) {
+      service.keystoreSource = config.keystores;
+    } else if (config.devKeys) {
+      const dev = await ensureDevKeys(config.dataDir);
+      if (dev.created) log.warn({ dir: dev.dir }, "no keys configured: generated DEV keys (never deposit to them)");
+      service.keystoreSource = { dir: dev.dir, passwordFile: dev.passwordFile };
+      service.keystoreKind = "dev";
+    }
+    await service.loadKeystoreDir();
+    return service;
+  }
+
+  /** (Re)load the keystore directory's keys, keeping keys from other sources. */
+  private async loadKeystoreDir(): Promise<{ errors: number }> {
+    if (!this.keystoreSource) return { errors: 0 };
+    const started = Date.now();
+    const { keys, errors } = await loadKeystores(this.keystoreSource);
+    for (const e of errors) this.log.error({ file: e.file, code: e.code }, `keystore not loaded: ${e.message}`);
+    this.keys.replaceSource(
+      this.keystoreKind,
+      keys.map((k) => ({ pubkey: k.pubkey, secret: k.secret, origin: k.source })),
+    );
+    this.log.info({ keys: keys.length, errors: errors.length, ms: Date.now() - started }, "keystores loaded");
+    return { errors: errors.length };
+  }
+
+  setLocked(locked: boolean): void {
+    this.locked = locked;
+  }
+
+  async sign(pubkey: string, body: unknown): Promise<SignOutcome> {
+    if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil to sign");
+    const r = await this.signer.sign(pubkey, body);
+    return { type: r.type, signature: hex(r.signature), signingRoot: hex(r.signingRoot), summary: r.summary };
+  }
+
+  async listKeys(): Promise<KeyInfo[]> {
+    return this.keys.list().map((k) => ({ pubkey: k.pubkey, source: k.source, readonly: k.source !== "sealed" }));
+  }
+
+  async status(): Promise<VaultStatus> {
+    let dbUp = true;
+    try {
+      await this.store.getGenesisValidatorsRoot();
+    } catch {
+      dbUp = false;
+    }
+    const gvr = this.signer.genesisValidatorsRoot;
+    return { locked: this.locked, keys: this.keys.size, dbUp, network: this.network.name, genesisValidatorsRoot: gvr ? hex(gvr) : null };
+  }
+
+  async reload(): Promise<{ errors: number }> {
+    return this.loadKeystoreDir();
+  }
+
+  async importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
+    if (keystores.length !== passwords.length) {
+      throw new VigilError("bad_request", "INVALID_REQUEST", "keystores and passwords must have the same length");
+    }
+    void slashingProtection;
+    return keystores.map(() => ({
+      status: "error" as const,
+      message: "no sealed key store to keep imported keys in: start Vigil with --unlock",
+    }));
+  }
+
+  async deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
+    const statuses: DeleteStatus[] = [];
+    for (const raw of pubkeys) {
+      const pubkey = raw.toLowerCase();
+      const source = this.keys.sourceOf(pubkey);
+      if (source && source !== "sealed") {
+        statuses.push({ status: "error", message: `key loaded from a keystore directory (${source}): remove its file and POST /reload` });
+      } else if (source === "sealed") {
+        this.keys.remove(pubkey); // from here on nothing is signed with it
+        statuses.push({ status: "deleted" });
+      } else {
+        statuses.push({ status: "not_found" });
+      }
+    }
+    const gvr = await this.store.getGenesisValidatorsRoot();
+    // EIP-3076: with no genesis validators root bound yet, nothing was ever signed.
+    const doc = gvr
+      ? await this.store.exportInterchange(pubkeys.map((p) => p.toLowerCase()))
+      : { metadata: { interchange_format_version: "5" as const, genesis_validators_root: hex(new Uint8Array(32)) }, data: [] };
+    const withHistory = new Set(doc.data.map((d) => d.pubkey));
+    pubkeys.forEach((p, i) => {
+      if (statuses[i].status === "not_found" && withHistory.has(p.toLowerCase())) statuses[i] = { status: "not_active" };
+    });
+    return { statuses, slashingProtection: serializeInterchange(doc) };
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
