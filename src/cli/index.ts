@@ -19,10 +19,10 @@ const program = new Command()
   .description("Vigil: a validating remote signer for Ethereum validators (Web3Signer-compatible API)")
   .showHelpAfterError();
 
-program
-  .command("start")
-  .description("Run the signer")
-  .addOption(new Option("--network <name|path>", `mainnet, hoodi, sepolia, holesky, minimal, or a config.yaml (default ${DEFAULTS.network})`).env(ENV.network))
+/** The options of `start`, shared by `doctor`. */
+function startOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option("--network <name|path>", `mainnet, hoodi, sepolia, holesky, minimal, or a config.yaml (default ${DEFAULTS.network})`).env(ENV.network))
   .option("--keystores <dir>", "directory of EIP-2335 keystores (*.json)")
   .option("--passwords <dir>", "directory with one <keystore-basename>.txt password file per keystore")
   .option("--password-file <file>", "one password for every keystore")
@@ -30,14 +30,78 @@ program
   .option("--host <address>", `address to listen on (default ${DEFAULTS.host})`)
   .option("--port <port>", `port to listen on (default ${DEFAULTS.port})`)
   .option("--log-level <level>", "fatal, error, warn, info, debug or trace (default info)")
-  .option("--config <file>", "YAML config file with any of these options (kebab-case keys)")
-  .action(async (flags) => {
+  .option("--unlock <source>", "passphrase of the sealed key store <data-dir>/keys.vigil: prompt, stdin, file:<path> or env:<VAR>")
+  .option("--keymanager-token-file <file>", "bearer token of the Keymanager API (default <data-dir>/api-token.txt, created 0600)")
+    .option("--config <file>", "YAML config file with any of these options (kebab-case keys)");
+}
+
+startOptions(program.command("start").description("Run the signer")).action(async (flags) => {
     try {
       // commander's .env() already merged VIGIL_NETWORK; the resolver applies the documented precedence.
       const opts = resolveStartOptions(flags);
       choosePreset(opts.network);
       const { start } = await import("./start.js");
       await start(opts);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+startOptions(program.command("doctor").description("Inspect a deployment (permissions, passwords at rest, listen address, clock, storage) and print fixes"))
+  .option("--tls", "the signing API is served behind TLS with client authentication")
+  .action(async (flags) => {
+    try {
+      const { doctorCommand } = await import("./doctor.js");
+      await doctorCommand(flags);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+const keys = program.command("keys").description("Validator keys: generate, recover, import into the sealed key store, export");
+
+/** Options shared by `keys new` and `keys recover`. */
+function keygenOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption("--count <n>", "number of validator keys", (v) => positiveInt(v, "--count"))
+    .requiredOption("--withdrawal-address <0x…>", "execution address for withdrawals (0x01 credentials; 0x02 with --compounding)")
+    .option("--compounding", "0x02 compounding withdrawal credentials (Electra)")
+    .option("--amount <gwei>", "deposit amount in Gwei (default 32 ETH; 32-2048 ETH with --compounding)", (v) => positiveInt(v, "--amount"))
+    .requiredOption("--network <name>", "network of the deposits (mainnet, hoodi, sepolia, holesky, or a config.yaml)")
+    .requiredOption("--out <dir>", "output directory for keystores and deposit data")
+    .option("--password-file <file>", "keystore password (default: prompt)")
+    .option("--kdf <scrypt|pbkdf2>", "keystore KDF (default scrypt, EIP-2335's default cost)");
+}
+
+function positiveInt(v: string, name: string): number {
+  if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new OptionsError(`${name} must be a whole number`);
+  return Number(v);
+}
+
+async function promptPassword(): Promise<string> {
+  const { readPassphrase } = await import("../keys/unlock.js");
+  return readPassphrase("prompt", { prompt: "Keystore password: ", confirm: true });
+}
+
+keygenOptions(keys.command("new").description("Create a new 24-word mnemonic (shown once), EIP-2335 keystores and deposit data"))
+  .action(async (flags) => {
+    try {
+      choosePreset(flags.network);
+      const { keysNew } = await import("./keys-generate.js");
+      await keysNew({ ...flags, amountGwei: flags.amount, passwordPrompt: promptPassword });
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+keygenOptions(keys.command("recover").description("Re-derive keystores and deposit data from an existing mnemonic"))
+  .requiredOption("--mnemonic-file <file>", "file holding the mnemonic")
+  .option("--from-index <i>", "first validator index (default 0)", (v) => positiveInt(v, "--from-index"), 0)
+  .action(async (flags) => {
+    try {
+      choosePreset(flags.network);
+      const { keysRecover } = await import("./keys-generate.js");
+      await keysRecover({ ...flags, amountGwei: flags.amount, passwordPrompt: promptPassword });
     } catch (e) {
       fail(e);
     }

@@ -8,7 +8,8 @@ import { buildApp } from "../server/app.js";
 import { Metrics } from "../server/metrics.js";
 import { Reloader } from "../server/reload.js";
 import { VaultClient } from "../vault/client.js";
-import { DB_FILE } from "../config/files.js";
+import { API_TOKEN_FILE, DB_FILE } from "../config/files.js";
+import { loadOrCreateToken } from "../server/auth.js";
 import path from "node:path";
 
 export async function start(opts: StartOptions): Promise<void> {
@@ -20,6 +21,7 @@ export async function start(opts: StartOptions): Promise<void> {
       dataDir: opts.dataDir,
       keystores: opts.keystores ? { dir: opts.keystores, passwordsDir: opts.passwords, passwordFile: opts.passwordFile } : undefined,
       devKeys: !opts.keystores,
+      unlock: opts.unlock,
       logLevel: opts.logLevel,
     },
     (why) => {
@@ -28,9 +30,12 @@ export async function start(opts: StartOptions): Promise<void> {
       process.exit(1);
     },
   );
+  const tokenFile = opts.keymanagerTokenFile ?? path.join(opts.dataDir, API_TOKEN_FILE);
+  const { token: apiToken, created } = loadOrCreateToken(tokenFile);
+  if (created) log.info({ file: tokenFile }, "created the Keymanager API token");
   const metrics = new Metrics();
   const reload = new Reloader(() => vault.reload());
-  const app = buildApp({ vault, metrics, reload }, { logger: log });
+  const app = buildApp({ vault, metrics, reload, apiToken }, { logger: log });
   const address = await app.listen({ host: opts.host, port: opts.port });
 
   const shutdown = async (signal: string): Promise<void> => {
@@ -51,7 +56,9 @@ export async function start(opts: StartOptions): Promise<void> {
     `Vigil is signing on ${address} for ${status.network} (genesis validators root ${status.genesisValidatorsRoot ?? "pinned by the first signing request"})`,
     `  keys loaded: ${keys.length}${dev ? " (DEV keys, generated for trying Vigil out: never deposit to them)" : ""}`,
     `  slashing protection: ${path.resolve(opts.dataDir, DB_FILE)}`,
+    `  Keymanager API token: ${path.resolve(tokenFile)}`,
   ];
+  if (status.locked) lines.push("  LOCKED: waiting for the key store passphrase; signing answers 503 until then");
   if (dev) {
     lines.push(
       "Next steps:",

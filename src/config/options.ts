@@ -14,6 +14,10 @@ export interface StartOptions {
   host: string;
   port: number;
   logLevel: string;
+  /** Passphrase source of the sealed key store: prompt, stdin, file:<path>, env:<VAR>. */
+  unlock?: string;
+  /** Keymanager API bearer token file (default <data-dir>/api-token.txt). */
+  keymanagerTokenFile?: string;
 }
 
 export const DEFAULTS: StartOptions = {
@@ -34,6 +38,8 @@ export const ENV: Record<keyof StartOptions, string> = {
   host: "VIGIL_HOST",
   port: "VIGIL_PORT",
   logLevel: "VIGIL_LOG_LEVEL",
+  unlock: "VIGIL_UNLOCK",
+  keymanagerTokenFile: "VIGIL_KEYMANAGER_TOKEN_FILE",
 };
 
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());

@@ -6,11 +6,14 @@ import type { Metrics } from "./metrics.js";
 import type { Reloader } from "./reload.js";
 import { eth2Routes } from "./routes/eth2.js";
 import { healthRoutes } from "./routes/health.js";
+import { keymanagerRoutes } from "./routes/keymanager.js";
 
 export interface AppContext {
   vault: VaultApi;
   metrics: Metrics;
   reload: Reloader;
+  /** Bearer token of the Keymanager API; without one the Keymanager API is not served. */
+  apiToken?: string;
 }
 
 export interface AppOptions {
@@ -30,5 +33,6 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
   app.setNotFoundHandler(notFoundHandler);
   eth2Routes(app, ctx);
   healthRoutes(app, ctx);
+  if (ctx.apiToken) keymanagerRoutes(app, ctx, ctx.apiToken);
   return app;
 }

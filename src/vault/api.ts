@@ -18,6 +18,8 @@ export interface KeyInfo {
   source: "keystore" | "sealed" | "dev";
   /** Read-only keys (from a keystore directory) cannot be deleted through the API. */
   readonly: boolean;
+  /** EIP-2334 derivation path, when the keystore named one. */
+  path?: string;
 }
 
 export interface VaultStatus {

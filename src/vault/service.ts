@@ -24,6 +24,8 @@ export interface VaultConfig {
   keystores?: { dir: string; passwordsDir?: string; passwordFile?: string };
   /** Generate / use DEV keys when no other key source is configured. */
   devKeys?: boolean;
+  /** Passphrase source of the sealed key store (prompt, stdin, file:<path>, env:<VAR>). */
+  unlock?: string;
 }
 
 export interface Logger {
