@@ -107,6 +107,53 @@ keygenOptions(keys.command("recover").description("Re-derive keystores and depos
     }
   });
 
+keys
+  .command("import <keystores-dir>")
+  .description("Seal EIP-2335 keystores into the one-unlock key store <data-dir>/keys.vigil")
+  .option("--passwords <dir>", "one <keystore-basename>.txt password file per keystore")
+  .option("--password-file <file>", "one password for every keystore")
+  .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
+  .requiredOption("--unlock <source>", "key store passphrase: prompt, stdin, file:<path> or env:<VAR>")
+  .action(async (dir: string, flags) => {
+    try {
+      const { keysImport } = await import("./keys-store.js");
+      await keysImport({ keystores: dir, passwords: flags.passwords, passwordFile: flags.passwordFile, dataDir: flags.dataDir, unlock: flags.unlock });
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+keys
+  .command("export")
+  .description("Write keys from the sealed key store back out as standard EIP-2335 keystores")
+  .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
+  .requiredOption("--unlock <source>", "key store passphrase: prompt, stdin, file:<path> or env:<VAR>")
+  .requiredOption("--out <dir>", "output directory")
+  .requiredOption("--password-file <file>", "password for the exported keystores (file mode 0600)")
+  .option("--pubkey <pubkeys...>", "only these keys")
+  .option("--kdf <scrypt|pbkdf2>", "keystore KDF (default scrypt)")
+  .action(async (flags) => {
+    try {
+      const { keysExport } = await import("./keys-store.js");
+      await keysExport({ dataDir: flags.dataDir, unlock: flags.unlock, out: flags.out, passwordFile: flags.passwordFile, pubkeys: flags.pubkey, kdf: flags.kdf });
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+keys
+  .command("list")
+  .description("List the public keys in the sealed key store (no passphrase needed)")
+  .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
+  .action(async (flags) => {
+    try {
+      const { keysList } = await import("./keys-store.js");
+      await keysList({ dataDir: flags.dataDir });
+    } catch (e) {
+      fail(e);
+    }
+  });
+
 const slashing = program.command("slashing").description("EIP-3076 slashing-protection interchange");
 
 slashing

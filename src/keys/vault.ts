@@ -12,12 +12,15 @@ export interface VaultEntry {
   secret: Uint8Array;
   /** File or store the key came from (for logs). */
   origin: string;
+  /** EIP-2334 derivation path, when known. */
+  path?: string;
 }
 
 interface Held {
   sk: SecretKey;
   source: KeySource;
   origin: string;
+  path?: string;
 }
 
 export class KeyVault {
@@ -38,7 +41,7 @@ export class KeyVault {
     const next = new Map([...this.keys].filter(([, h]) => h.source !== source));
     for (const e of entries) {
       const { pubkey, sk } = KeyVault.load(e);
-      if (!next.has(pubkey)) next.set(pubkey, { sk, source, origin: e.origin });
+      if (!next.has(pubkey)) next.set(pubkey, { sk, source, origin: e.origin, path: e.path });
     }
     this.keys = next;
   }
@@ -47,7 +50,7 @@ export class KeyVault {
   add(source: KeySource, entry: VaultEntry): boolean {
     const { pubkey, sk } = KeyVault.load(entry);
     if (this.keys.has(pubkey)) return false;
-    this.keys.set(pubkey, { sk, source, origin: entry.origin });
+    this.keys.set(pubkey, { sk, source, origin: entry.origin, path: entry.path });
     return true;
   }
 
@@ -72,8 +75,8 @@ export class KeyVault {
     return [...this.keys.keys()];
   }
 
-  list(): { pubkey: string; source: KeySource }[] {
-    return [...this.keys].map(([pubkey, h]) => ({ pubkey, source: h.source }));
+  list(): { pubkey: string; source: KeySource; path?: string }[] {
+    return [...this.keys].map(([pubkey, h]) => ({ pubkey, source: h.source, ...(h.path ? { path: h.path } : {}) }));
   }
 
   /** BLS signature (proof-of-possession ciphersuite, as the consensus specs use) of a signing root. */

@@ -27,15 +27,12 @@ const send = (m: unknown): void => {
 // Parent gone: stop at once (fail closed: nobody could receive a signature anyway).
 process.on("disconnect", () => process.exit(0));
 
-let service: Awaited<ReturnType<typeof VaultService.open>>;
-try {
-  service = await VaultService.open(config, log);
-} catch (e) {
+const service = await VaultService.open(config, log).catch(async (e: unknown) => {
   if (!(e instanceof Error && "kind" in e)) log.error({ err: e }, "vault failed to start");
   // Exit once the parent has the reason.
   process.send!({ event: "fatal", error: protocol.errorToWire(e) }, () => process.exit(1));
-  await new Promise(() => {});
-}
+  return new Promise<never>(() => {});
+});
 
 let inFlight = 0;
 process.on("message", async (m: unknown) => {
@@ -67,3 +64,24 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 send({ event: "ready" });
+
+// A locked vault answers (503 LOCKED) while it waits for its passphrase.
+if (service.pendingUnlock) {
+  const source = service.pendingUnlock;
+  const tries = source === "prompt" ? 3 : 1;
+  for (let i = 1; ; i++) {
+    try {
+      await service.unlock(source);
+      send({ event: "locked", locked: false });
+      break;
+    } catch (e) {
+      const wire = protocol.errorToWire(e);
+      log.error({ code: wire.code }, `cannot unlock the key store: ${wire.message}`);
+      if (i >= tries || wire.code !== "WRONG_PASSPHRASE") {
+        process.stderr.write(`vigil: ${wire.code}: ${wire.message}\n`);
+        await service.close();
+        process.exit(1);
+      }
+    }
+  }
+}

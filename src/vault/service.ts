@@ -4,14 +4,17 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DB_FILE } from "../config/files.js";
+import { DB_FILE, KEY_STORE_FILE } from "../config/files.js";
 import { resolveNetwork, type Network } from "../config/networks.js";
 import { VigilError } from "../errors.js";
 import { ensureDevKeys } from "../keys/dev.js";
+import { decryptKeystore, parseKeystore, pubkeyFromSecret } from "../keys/keystore.js";
 import { loadKeystores } from "../keys/load.js";
+import { SealedKeyStore } from "../keys/sealed-store.js";
+import { readPassphrase } from "../keys/unlock.js";
 import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
-import { serializeInterchange } from "../slashing/interchange.js";
+import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
 import type { SlashingStore } from "../slashing/store/store.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStatus } from "./api.js";
@@ -43,6 +46,11 @@ export class VaultService implements VaultApi {
   private locked = false;
   private keystoreSource?: VaultConfig["keystores"];
   private keystoreKind: KeySource = "keystore";
+  /** The sealed key store, open (its key-encryption key in memory) once unlocked. */
+  private sealed: SealedKeyStore | null = null;
+  private sealedFile = "";
+  /** The passphrase source still to be used (the store is locked until then). */
+  pendingUnlock: string | null = null;
 
   private constructor(
     readonly network: Network,
@@ -71,9 +79,21 @@ export class VaultService implements VaultApi {
       }
       throw e;
     }
+    service.sealedFile = path.join(config.dataDir, KEY_STORE_FILE);
+    if (config.unlock) {
+      service.pendingUnlock = config.unlock;
+      service.locked = true;
+    } else if (SealedKeyStore.exists(service.sealedFile)) {
+      await store.close();
+      throw new VigilError(
+        "bad_request",
+        "UNLOCK_REQUIRED",
+        `${service.sealedFile} holds sealed keys: start with --unlock prompt|stdin|file:<path>|env:<VAR>`,
+      );
+    }
     if (config.keystores) {
       service.keystoreSource = config.keystores;
-    } else if (config.devKeys) {
+    } else if (config.devKeys && !config.unlock) {
       const dev = await ensureDevKeys(config.dataDir);
       if (dev.created) log.warn({ dir: dev.dir }, "no keys configured: generated DEV keys (never deposit to them)");
       service.keystoreSource = { dir: dev.dir, passwordFile: dev.passwordFile };
@@ -97,8 +117,26 @@ export class VaultService implements VaultApi {
     return { errors: errors.length };
   }
 
-  setLocked(locked: boolean): void {
-    this.locked = locked;
+  /**
+   * Open (or, on first use, create) the sealed key store with the passphrase from `source`
+   * and load its keys. Until this succeeds the vault is locked: nothing is signed.
+   */
+  async unlock(source = this.pendingUnlock ?? "prompt", read = readPassphrase): Promise<number> {
+    const exists = SealedKeyStore.exists(this.sealedFile);
+    const passphrase = await read(source, {
+      prompt: exists ? "Vigil key store passphrase: " : "New Vigil key store passphrase: ",
+      confirm: !exists,
+    });
+    const sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
+    const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
+    for (const { pubkey, secret } of sealed.unsealAll()) {
+      this.keys.add("sealed", { pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path });
+    }
+    this.sealed = sealed;
+    this.pendingUnlock = null;
+    this.locked = false;
+    this.log.info({ keys: info.size, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
+    return info.size;
   }
 
   async sign(pubkey: string, body: unknown): Promise<SignOutcome> {
@@ -108,7 +146,7 @@ export class VaultService implements VaultApi {
   }
 
   async listKeys(): Promise<KeyInfo[]> {
-    return this.keys.list().map((k) => ({ pubkey: k.pubkey, source: k.source, readonly: k.source !== "sealed" }));
+    return this.keys.list().map((k) => ({ ...k, readonly: k.source !== "sealed" }));
   }
 
   async status(): Promise<VaultStatus> {
@@ -130,11 +168,51 @@ export class VaultService implements VaultApi {
     if (keystores.length !== passwords.length) {
       throw new VigilError("bad_request", "INVALID_REQUEST", "keystores and passwords must have the same length");
     }
-    void slashingProtection;
-    return keystores.map(() => ({
-      status: "error" as const,
-      message: "no sealed key store to keep imported keys in: start Vigil with --unlock",
-    }));
+    if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil first");
+    const sealed = this.sealed;
+    if (!sealed) {
+      return keystores.map(() => ({
+        status: "error" as const,
+        message: "no sealed key store to keep imported keys in: start Vigil with --unlock",
+      }));
+    }
+    // Keymanager API: the history comes in before any imported key can sign.
+    if (slashingProtection !== undefined) {
+      let doc;
+      try {
+        doc = parseInterchange(JSON.parse(slashingProtection));
+      } catch (e) {
+        if (e instanceof VigilError) throw e;
+        throw new VigilError("bad_request", "INVALID_INTERCHANGE", `slashing_protection is not JSON: ${(e as Error).message}`);
+      }
+      await this.store.importInterchange(doc);
+    }
+    const out: ImportStatus[] = [];
+    for (const [i, text] of keystores.entries()) {
+      try {
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          throw new VigilError("bad_request", "INVALID_KEYSTORE", "keystore is not JSON");
+        }
+        const keystore = parseKeystore(json);
+        const secret = await decryptKeystore(keystore, passwords[i]);
+        const pubkey = pubkeyFromSecret(secret);
+        if (this.keys.has(pubkey)) {
+          secret.fill(0);
+          out.push({ status: "duplicate" });
+          continue;
+        }
+        await sealed.add([{ secret, path: keystore.path || undefined }]);
+        this.keys.add("sealed", { pubkey, secret, origin: this.sealedFile, path: keystore.path || undefined });
+        out.push({ status: "imported" });
+      } catch (e) {
+        out.push({ status: "error", message: e instanceof VigilError ? `${e.code}: ${e.message}` : "internal error; see the vault log" });
+        if (!(e instanceof VigilError)) this.log.error({ err: e }, "keystore import failed");
+      }
+    }
+    return out;
   }
 
   async deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
@@ -146,7 +224,13 @@ export class VaultService implements VaultApi {
         statuses.push({ status: "error", message: `key loaded from a keystore directory (${source}): remove its file and POST /reload` });
       } else if (source === "sealed") {
         this.keys.remove(pubkey); // from here on nothing is signed with it
-        statuses.push({ status: "deleted" });
+        try {
+          await this.sealed!.remove([pubkey]);
+          statuses.push({ status: "deleted" });
+        } catch (e) {
+          // It no longer signs here, but it is still in the store file: say so.
+          statuses.push({ status: "error", message: `stopped signing, but not removed from ${this.sealedFile}: ${(e as Error).message}` });
+        }
       } else {
         statuses.push({ status: "not_found" });
       }
@@ -164,6 +248,7 @@ export class VaultService implements VaultApi {
   }
 
   async close(): Promise<void> {
+    this.sealed?.close();
     await this.store.close();
   }
 }

@@ -30,8 +30,9 @@ function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-function launch(args: string[], env?: Record<string, string>): { proc: ChildProcess; output(): string; stdout(): string; stderr(): string } {
-  const proc = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, env: childEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+function launch(args: string[], env?: Record<string, string>, stdin?: string): { proc: ChildProcess; output(): string; stdout(): string; stderr(): string } {
+  const proc = spawn(process.execPath, [cliPath, ...args], { cwd: repoRoot, env: childEnv(env), stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+  if (stdin !== undefined) proc.stdin!.end(stdin);
   running.add(proc);
   proc.once("exit", () => running.delete(proc));
   proc.once("error", () => running.delete(proc));
@@ -55,6 +56,8 @@ export interface SpawnOptions {
   timeoutMs?: number;
   /** Extra environment variables for the child. */
   env?: Record<string, string>;
+  /** Text written to the child's standard input (then closed); by default stdin is ignored. */
+  stdin?: string;
 }
 
 export interface VigilProcess {
@@ -74,7 +77,7 @@ export async function spawnVigil(args: string[], opts: SpawnOptions = {}): Promi
   if (!args.includes("--host")) full.push("--host", "127.0.0.1");
   if (!args.includes("--port")) full.push("--port", "0");
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const child = launch(full, opts.env);
+  const child = launch(full, opts.env, opts.stdin);
   const { proc } = child;
   const url = await new Promise<string>((resolve, reject) => {
     const cleanup = (): void => {
@@ -159,7 +162,7 @@ export interface RunResult {
 /** `vigil ...args` to completion (SIGKILLed after `timeoutMs`, default 30 s). */
 export async function runVigil(args: string[], opts: SpawnOptions = {}): Promise<RunResult> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
-  const child = launch(args, opts.env);
+  const child = launch(args, opts.env, opts.stdin);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;

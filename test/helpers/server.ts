@@ -11,7 +11,7 @@ export interface TestServer {
   url: string;
   dataDir: string;
   vault: VaultService;
-  close(): Promise<void>;
+  close(keepData?: boolean): Promise<void>;
 }
 
 export function tempDir(prefix = "vigil-test-"): string {
@@ -22,21 +22,26 @@ export function tempDir(prefix = "vigil-test-"): string {
  * Vigil on 127.0.0.1 with the vault service in-process (the same service the vault process
  * runs), a real SQLite store, and the given secret keys (plus any keystore source in `config`).
  */
-export async function startTestServer(network: string, secrets: Uint8Array[], config: Partial<VaultConfig> = {}): Promise<TestServer> {
-  const dataDir = tempDir();
-  const vault = await VaultService.open({ network, dataDir, ...config });
+export async function startTestServer(
+  network: string,
+  secrets: Uint8Array[],
+  config: Partial<VaultConfig> & { apiToken?: string; dataDir?: string } = {},
+): Promise<TestServer> {
+  const { apiToken, ...vaultConfig } = config;
+  const dataDir = config.dataDir ?? tempDir();
+  const vault = await VaultService.open({ network, ...vaultConfig, dataDir });
   for (const s of secrets) vault.keys.add("keystore", { pubkey: pubkeyFromSecret(s), secret: Uint8Array.from(s), origin: "test" });
   const reload = new Reloader(() => vault.reload());
-  const app = buildApp({ vault, metrics: new Metrics(), reload });
+  const app = buildApp({ vault, metrics: new Metrics(), reload, apiToken });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   return {
     url,
     dataDir,
     vault,
-    async close() {
+    async close(keepData = false) {
       await app.close();
       await vault.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!keepData) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

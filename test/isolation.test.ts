@@ -1,0 +1,96 @@
+// The custody boundary with real processes: the HTTP process loads no BLS or key code, the
+// vault process holds the keys; a sealed key store unlocked over stdin; keys commands.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { interopKeys, lodestarSamples } from "./helpers/keys.js";
+import { killVigils, runVigil, spawnVigil, stopVigil, writeKeystores } from "./helpers/cli.js";
+import { post, tempDir } from "./helpers/server.js";
+
+const keys = interopKeys();
+const PASSPHRASE = "isolation test passphrase";
+
+/** Shared objects mapped into a process (Linux /proc). */
+function mappedFiles(pid: number): string {
+  return fs.readFileSync(`/proc/${pid}/maps`, "utf8");
+}
+function childrenOf(pid: number): number[] {
+  const file = `/proc/${pid}/task/${pid}/children`;
+  return fs.readFileSync(file, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+describe("custody boundary (real processes)", () => {
+  after(() => killVigils());
+  const dir = tempDir();
+  const dataDir = path.join(dir, "data");
+
+  it("keys import seals keystores; start --unlock stdin serves them from the vault process only", async () => {
+    const ks = await writeKeystores(path.join(dir, "keystores"), [keys[0].secret, keys[1].secret], "keystore-password");
+    const passFile = path.join(dir, "passphrase.txt");
+    fs.writeFileSync(passFile, PASSPHRASE, { mode: 0o600 });
+    const imported = await runVigil(["keys", "import", ks.dir, "--password-file", ks.passwordFile, "--data-dir", dataDir, "--unlock", `file:${passFile}`]);
+    assert.equal(imported.code, 0, imported.stderr);
+    const listed = await runVigil(["keys", "list", "--data-dir", dataDir]);
+    assert.equal(listed.code, 0, listed.stderr);
+    for (const k of keys.slice(0, 2)) assert.match(listed.stdout, new RegExp(k.pubkey));
+
+    const vigil = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--unlock", "stdin"], { stdin: PASSPHRASE + "\n" });
+    try {
+      // Wait for the unlock (the server answers 503 LOCKED until then).
+      let health = 0;
+      for (let i = 0; i < 100 && health !== 200; i++) {
+        health = (await fetch(`${vigil.url}/healthcheck`)).status;
+        if (health !== 200) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(health, 200);
+      const body = lodestarSamples().find((s) => s.file === "RANDAO_REVEAL.json")!.body;
+      const signed = await post(`${vigil.url}/api/v1/eth2/sign/${keys[0].pubkey}`, body);
+      assert.equal(signed.status, 200, signed.text);
+
+      const parent = vigil.proc.pid!;
+      const [vault] = childrenOf(parent);
+      assert.ok(vault, "the vault runs as a child process");
+      assert.doesNotMatch(mappedFiles(parent), /blst|better_sqlite3/, "the HTTP process loads no BLS or database code");
+      assert.match(mappedFiles(vault), /blst/, "the vault process does the signing");
+      assert.match(mappedFiles(vault), /better_sqlite3/, "the vault process owns the protection database");
+    } finally {
+      await stopVigil(vigil.proc);
+    }
+  });
+
+  it("a wrong passphrase over stdin stops Vigil with a clear message", async () => {
+    const vigil = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--unlock", "stdin"], { stdin: "wrong passphrase\n" }).catch((e: Error) => e);
+    // Either it exits before the ready line or right after it: both must name the cause.
+    const text = vigil instanceof Error ? vigil.message : await new Promise<string>((resolve) => vigil.proc.once("exit", () => resolve(vigil.output())));
+    assert.match(text, /WRONG_PASSPHRASE/);
+  });
+
+  it("killing the vault process stops the HTTP process (fail closed)", async () => {
+    const vigil = await spawnVigil(["--network", "minimal", "--data-dir", path.join(dir, "other")]);
+    const [vault] = childrenOf(vigil.proc.pid!);
+    const exit = new Promise<number | null>((resolve) => vigil.proc.once("exit", (code) => resolve(code)));
+    process.kill(vault, "SIGKILL");
+    assert.equal(await exit, 1);
+    assert.match(vigil.output(), /key vault process stopped/);
+  });
+
+  it("keys export writes EIP-2335 keystores that load again", async () => {
+    const out = path.join(dir, "exported");
+    const pw = path.join(dir, "export-password.txt");
+    fs.writeFileSync(pw, "exported-password", { mode: 0o600 });
+    const passFile = path.join(dir, "passphrase.txt");
+    const res = await runVigil(["keys", "export", "--data-dir", dataDir, "--unlock", `file:${passFile}`, "--out", out, "--password-file", pw, "--kdf", "pbkdf2"]);
+    assert.equal(res.code, 0, res.stderr);
+    const files = fs.readdirSync(out).filter((f) => f.endsWith(".json"));
+    assert.equal(files.length, 2);
+    const vigil = await spawnVigil(["--network", "minimal", "--data-dir", path.join(dir, "third"), "--keystores", out, "--password-file", pw]);
+    try {
+      const pks = await (await fetch(`${vigil.url}/api/v1/eth2/publicKeys`)).json();
+      assert.deepEqual([...pks].sort(), [keys[0].pubkey, keys[1].pubkey].sort());
+    } finally {
+      await stopVigil(vigil.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

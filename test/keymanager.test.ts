@@ -1,0 +1,209 @@
+// The Keymanager API (GET/POST/DELETE /eth/v1/keystores) on the sealed key store, checked
+// against the spec's response schemas; the locked state; DELETE racing signatures.
+import "./helpers/preset-minimal.js";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { encryptKeystore } from "../src/keys/keystore.js";
+import { interopKeys, lodestarSamples } from "./helpers/keys.js";
+import { assertMatchesSpec } from "./helpers/openapi.js";
+import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
+
+const keys = interopKeys();
+const TOKEN = "test-token-0123456789abcdef";
+const auth = { authorization: `Bearer ${TOKEN}` };
+const PASSPHRASE = "sealed store passphrase";
+const fromEnv = async (): Promise<string> => PASSPHRASE;
+const sample = (file: string): Record<string, any> => structuredClone(lodestarSamples().find((s) => s.file === file)!.body);
+const GVR = sample("ATTESTATION.json").fork_info.genesis_validators_root as string;
+
+async function km(server: TestServer, method: string, body?: unknown, headers: Record<string, string> = auth) {
+  const res = await fetch(`${server.url}/eth/v1/keystores`, {
+    method,
+    headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+function block(slot: number, bodyRoot: string): Record<string, any> {
+  const b = sample("BLOCK_V2.BELLATRIX.json");
+  delete b.signingRoot;
+  b.beacon_block.block_header.slot = String(slot);
+  b.beacon_block.block_header.body_root = bodyRoot;
+  return b;
+}
+
+const interchange = (pubkey: string, slots: number[]) =>
+  JSON.stringify({
+    metadata: { interchange_format_version: "5", genesis_validators_root: GVR },
+    data: [{ pubkey, signed_blocks: slots.map((s) => ({ slot: String(s) })), signed_attestations: [] }],
+  });
+
+async function unlockedServer(dataDir?: string): Promise<TestServer> {
+  const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir });
+  await server.vault.unlock("env:UNUSED", fromEnv);
+  return server;
+}
+
+describe("Keymanager API authentication", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await unlockedServer();
+  });
+  after(() => server.close());
+  it("no token → 401; a wrong token → 401; both JSON errors", async () => {
+    const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token-wrong-token" }, { authorization: TOKEN }];
+    for (const headers of attempts) {
+      const res = await km(server, "GET", undefined, headers);
+      assert.equal(res.status, 401);
+      assert.equal(res.json.code, "UNAUTHORIZED");
+      assertMatchesSpec("local_keystores.yaml", "get", "401", res.json);
+    }
+  });
+  it("the right token lists keys in the spec's shape", async () => {
+    const res = await km(server, "GET");
+    assert.equal(res.status, 200);
+    assertMatchesSpec("local_keystores.yaml", "get", "200", res.json);
+  });
+});
+
+describe("import with slashing history, sign, restart, delete", () => {
+  let server: TestServer;
+  const dataDir = tempDir();
+  const pk = keys[0].pubkey;
+  let keystore: string;
+  before(async () => {
+    server = await unlockedServer(dataDir);
+    keystore = JSON.stringify(await encryptKeystore(keys[0].secret, "keystore-password", { kdf: "pbkdf2", path: "m/12381/3600/0/0/0" }));
+  });
+  after(async () => {
+    await server.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("POST imports the key and its EIP-3076 history first", async () => {
+    const res = await km(server, "POST", { keystores: [keystore], passwords: ["keystore-password"], slashing_protection: interchange(pk, [10]) });
+    assert.equal(res.status, 200);
+    assertMatchesSpec("local_keystores.yaml", "post", "200", res.json);
+    assert.deepEqual(res.json.data, [{ status: "imported" }]);
+    const list = await km(server, "GET");
+    assert.deepEqual(list.json.data, [{ validating_pubkey: pk, derivation_path: "m/12381/3600/0/0/0", readonly: false }]);
+  });
+  it("the imported history is enforced: a block at the imported slot or below is refused", async () => {
+    const url = `${server.url}/api/v1/eth2/sign/${pk}`;
+    const conflicting = await post(url, block(10, "0x" + "11".repeat(32)));
+    assert.equal(conflicting.status, 412, conflicting.text);
+    assert.equal(conflicting.json.code, "DOUBLE_BLOCK_PROPOSAL");
+    assert.equal((await post(url, block(9, "0x" + "12".repeat(32)))).json.code, "BLOCK_BELOW_LOW_WATERMARK");
+    const ok = await post(url, block(11, "0x" + "13".repeat(32)));
+    assert.equal(ok.status, 200, ok.text);
+  });
+  it("a duplicate import says duplicate; a wrong password or a broken keystore says error", async () => {
+    const res = await km(server, "POST", { keystores: [keystore, keystore, "{not json"], passwords: ["keystore-password", "nope", "x"] });
+    assertMatchesSpec("local_keystores.yaml", "post", "200", res.json);
+    assert.deepEqual(res.json.data.map((d: { status: string }) => d.status), ["duplicate", "error", "error"]);
+    const wrong = await km(server, "POST", {
+      keystores: [JSON.stringify(await encryptKeystore(keys[1].secret, "right-password", { kdf: "pbkdf2" }))],
+      passwords: ["wrong-password"],
+    });
+    assert.equal(wrong.json.data[0].status, "error");
+    assert.match(wrong.json.data[0].message, /WRONG_PASSWORD/);
+  });
+  it("malformed bodies are 400 with {code, message}", async () => {
+    for (const body of [{}, { keystores: "x", passwords: [] }, { keystores: [keystore], passwords: ["a", "b"] }]) {
+      const res = await km(server, "POST", body);
+      assert.equal(res.status, 400, JSON.stringify(res.json));
+      assert.equal(typeof res.json.message, "string");
+    }
+    const bad = await km(server, "POST", { keystores: [], passwords: [], slashing_protection: "{" });
+    assert.equal(bad.status, 400);
+    assert.equal((await km(server, "DELETE", { pubkeys: ["0x12"] })).status, 400);
+  });
+  it("imported keys survive a restart (sealed store)", async () => {
+    await server.close(true);
+    server = await unlockedServer(dataDir);
+    const list = await km(server, "GET");
+    assert.deepEqual(list.json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey), [pk]);
+  });
+  it("DELETE stops signing and returns the history; a second DELETE says not_active", async () => {
+    const res = await km(server, "DELETE", { pubkeys: [pk, keys[2].pubkey] });
+    assert.equal(res.status, 200);
+    assertMatchesSpec("local_keystores.yaml", "delete", "200", res.json);
+    assert.deepEqual(res.json.data, [{ status: "deleted" }, { status: "not_found" }]);
+    const history = JSON.parse(res.json.slashing_protection);
+    assert.deepEqual(history.data[0].signed_blocks.map((b: { slot: string }) => b.slot).sort(), ["10", "11"]);
+    const after = await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(12, "0x" + "14".repeat(32)));
+    assert.equal(after.status, 404);
+    const again = await km(server, "DELETE", { pubkeys: [pk] });
+    assert.deepEqual(again.json.data, [{ status: "not_active" }]);
+    assert.deepEqual(JSON.parse(again.json.slashing_protection).data, history.data);
+    await server.close(true);
+    server = await unlockedServer(dataDir);
+    assert.deepEqual((await km(server, "GET")).json.data, []);
+  });
+});
+
+describe("DELETE racing signatures", () => {
+  it("every signature returned is in the history DELETE returns; none after DELETE answers", async () => {
+    const server = await unlockedServer();
+    try {
+      const pk = keys[1].pubkey;
+      const keystore = JSON.stringify(await encryptKeystore(keys[1].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
+      assert.equal((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      const url = `${server.url}/api/v1/eth2/sign/${pk}`;
+      const signs = Array.from({ length: 200 }, (_, i) => post(url, block(100 + i, "0x" + "21".repeat(32))));
+      await Promise.race(signs); // some are signed, many still in flight
+      const del = await km(server, "DELETE", { pubkeys: [pk] });
+      const results = await Promise.all(signs);
+      const signed = results.filter((r) => r.status === 200).length;
+      assert.ok(signed >= 1, "at least the first request was signed");
+      console.log(`# DELETE race: ${signed} signed before the key was deleted, ${results.length - signed} refused`);
+      const recorded = new Set(JSON.parse(del.json.slashing_protection).data[0]?.signed_blocks.map((b: { slot: string }) => b.slot) ?? []);
+      for (const [i, r] of results.entries()) {
+        if (r.status === 200) {
+          assert.ok(recorded.has(String(100 + i)), `signature for slot ${100 + i} missing from the returned history`);
+        } else {
+          assert.equal(r.status, 404, r.text);
+        }
+      }
+      const late = await post(url, block(500, "0x" + "22".repeat(32)));
+      assert.equal(late.status, 404);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("a locked vault", () => {
+  it("answers /upcheck, refuses to sign with 503 LOCKED, is not healthy; unlocking serves the keys", async () => {
+    const dataDir = tempDir();
+    const first = await unlockedServer(dataDir);
+    const keystore = JSON.stringify(await encryptKeystore(keys[2].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
+    await km(first, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] });
+    await first.close(true);
+
+    const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir });
+    try {
+      assert.equal((await fetch(`${server.url}/upcheck`)).status, 200);
+      assert.equal((await fetch(`${server.url}/healthcheck`)).status, 503);
+      const res = await post(`${server.url}/api/v1/eth2/sign/${keys[2].pubkey}`, sample("RANDAO_REVEAL.json"));
+      assert.equal(res.status, 503);
+      assert.equal(res.json.code, "LOCKED");
+      await assert.rejects(server.vault.unlock("env:UNUSED", async () => "not the passphrase"), /WRONG_PASSPHRASE|passphrase/i);
+      await server.vault.unlock("env:UNUSED", fromEnv);
+      const signed = await post(`${server.url}/api/v1/eth2/sign/${keys[2].pubkey}`, sample("RANDAO_REVEAL.json"));
+      assert.equal(signed.status, 200, signed.text);
+      assert.equal((await fetch(`${server.url}/healthcheck`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+  it("a data dir with a sealed store refuses to start without --unlock", async () => {
+    const dataDir = tempDir();
+    const first = await unlockedServer(dataDir);
+    await first.close(true);
+    await assert.rejects(startTestServer("minimal", [], { dataDir }), /UNLOCK_REQUIRED|--unlock/);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+});
