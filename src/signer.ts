@@ -63,7 +63,7 @@ export class Signer {
     }
     await this.protect(pubkey, req, signingRoot);
     // Only now, with the decision durably recorded, is the signature made.
-    const signature = this.vault.sign(pubkey, signingRoot);
+    const signature = await this.vault.signAsync(pubkey, signingRoot);
     return { type: req.type, signingRoot, signature, summary: req.message.summary };
   }
 

@@ -145,8 +145,9 @@ describe("import with slashing history, sign, restart, delete", () => {
 });
 
 describe("DELETE racing signatures", () => {
-  it("every signature returned is in the history DELETE returns; none after DELETE answers", async () => {
+  it("every signature returned is in the history DELETE returns; none after DELETE answers (signing threads)", async () => {
     const server = await unlockedServer();
+    server.vault.useSigningThreads(2); // as in the vault process: signatures come back from worker threads
     try {
       const pk = keys[1].pubkey;
       const keystore = JSON.stringify(await encryptKeystore(keys[1].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));

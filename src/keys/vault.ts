@@ -4,6 +4,7 @@
  */
 import { SecretKey } from "@chainsafe/blst";
 import { VigilError } from "../errors.js";
+import type { SignPool } from "./sign-pool.js";
 
 export type KeySource = "keystore" | "sealed" | "dev";
 
@@ -25,6 +26,13 @@ interface Held {
 
 export class KeyVault {
   private keys = new Map<string, Held>();
+  private pool: SignPool | null = null;
+
+  /** Sign on these worker threads from now on (they get copies of the keys held). */
+  attachPool(pool: SignPool): void {
+    this.pool = pool;
+    pool.add([...this.keys].map(([pubkey, h]) => ({ pubkey, secret: h.sk.toBytes() })));
+  }
 
   private static load(e: VaultEntry): { pubkey: string; sk: SecretKey } {
     const sk = SecretKey.fromBytes(e.secret);
@@ -39,11 +47,18 @@ export class KeyVault {
   /** Replace every key of one source (start-up, reload), keeping the others. Secrets passed in are zeroed. */
   replaceSource(source: KeySource, entries: VaultEntry[]): void {
     const next = new Map([...this.keys].filter(([, h]) => h.source !== source));
+    const added: string[] = [];
     for (const e of entries) {
       const { pubkey, sk } = KeyVault.load(e);
-      if (!next.has(pubkey)) next.set(pubkey, { sk, source, origin: e.origin, path: e.path });
+      if (!next.has(pubkey)) {
+        next.set(pubkey, { sk, source, origin: e.origin, path: e.path });
+        if (!this.keys.has(pubkey)) added.push(pubkey);
+      }
     }
+    const removed = [...this.keys.keys()].filter((pk) => !next.has(pk));
     this.keys = next;
+    this.pool?.remove(removed);
+    this.pool?.add(added.map((pubkey) => ({ pubkey, secret: next.get(pubkey)!.sk.toBytes() })));
   }
 
   /** Add one key; false if it is already held. The secret is zeroed. */
@@ -51,11 +66,13 @@ export class KeyVault {
     const { pubkey, sk } = KeyVault.load(entry);
     if (this.keys.has(pubkey)) return false;
     this.keys.set(pubkey, { sk, source, origin: entry.origin, path: entry.path });
+    this.pool?.add([{ pubkey, secret: sk.toBytes() }]);
     return true;
   }
 
   /** Stop holding a key: from this call on, nothing is signed with it. */
   remove(pubkey: string): boolean {
+    this.pool?.remove([pubkey]);
     return this.keys.delete(pubkey);
   }
 
@@ -77,6 +94,19 @@ export class KeyVault {
 
   list(): { pubkey: string; source: KeySource; path?: string }[] {
     return [...this.keys].map(([pubkey, h]) => ({ pubkey, source: h.source, ...(h.path ? { path: h.path } : {}) }));
+  }
+
+  /**
+   * Sign on the worker threads when attached (else here). A signature that comes back after
+   * the key was removed is dropped: nothing is signed with a key once remove() returned.
+   */
+  async signAsync(pubkey: string, signingRoot: Uint8Array): Promise<Uint8Array> {
+    if (!this.pool) return this.sign(pubkey, signingRoot);
+    const held = this.keys.get(pubkey);
+    if (!held) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
+    const signature = await this.pool.sign(pubkey, signingRoot);
+    if (this.keys.get(pubkey) !== held) throw new VigilError("not_found", "KEY_NOT_FOUND", `key ${pubkey} was removed`);
+    return signature;
   }
 
   /** BLS signature (proof-of-possession ciphersuite, as the consensus specs use) of a signing root. */

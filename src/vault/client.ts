@@ -3,7 +3,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { VigilError } from "../errors.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultOp, VaultStatus } from "./api.js";
-import { errorFromWire, MAX_IN_FLIGHT, type VaultEvent, type VaultResponse } from "./protocol.js";
+import { Batcher, errorFromWire, MAX_IN_FLIGHT, type VaultEvent, type VaultRequest, type VaultResponse } from "./protocol.js";
 import type { VaultConfig } from "./service.js";
 
 const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
@@ -11,6 +11,15 @@ const down = (why: string): VigilError => new VigilError("unavailable", "VAULT_D
 
 export class VaultClient implements VaultApi {
   private nextId = 1;
+  private readonly outbox = new Batcher<VaultRequest>((batch) => {
+    this.child.send({ batch }, (err) => {
+      if (!err) return;
+      for (const r of batch) {
+        const p = this.pending.get(r.id);
+        if (p && this.pending.delete(r.id)) p.reject(down(err.message));
+      }
+    });
+  });
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   private exited: string | null = null;
 
@@ -18,13 +27,14 @@ export class VaultClient implements VaultApi {
     private readonly child: ChildProcess,
     onExit: (why: string) => void,
   ) {
-    child.on("message", (m: VaultResponse | VaultEvent) => {
-      if ("id" in m) {
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        this.pending.delete(m.id);
-        if (m.ok) p.resolve(m.result);
-        else p.reject(errorFromWire(m.error));
+    child.on("message", (m: { batch?: VaultResponse[] } | VaultEvent) => {
+      if (!("batch" in m) || !Array.isArray(m.batch)) return;
+      for (const r of m.batch) {
+        const p = this.pending.get(r.id);
+        if (!p) continue;
+        this.pending.delete(r.id);
+        if (r.ok) p.resolve(r.result);
+        else p.reject(errorFromWire(r.error));
       }
     });
     child.on("exit", (code, signal) => {
@@ -72,9 +82,7 @@ export class VaultClient implements VaultApi {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.child.send({ id, op, args }, (err) => {
-        if (err && this.pending.delete(id)) reject(down(err.message));
-      });
+      this.outbox.push({ id, op, args });
     });
   }
 

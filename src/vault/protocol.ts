@@ -24,6 +24,28 @@ export type VaultEvent =
   | { event: "fatal"; error: { kind: ErrorKind; code: string; message: string } }
   | { event: "locked"; locked: boolean };
 
+/**
+ * Messages queued in one turn of the event loop travel together as one IPC message
+ * `{ batch: [...] }`: one write and one parse instead of one per request.
+ */
+export class Batcher<T> {
+  private queue: T[] = [];
+  private scheduled = false;
+  constructor(private readonly flushTo: (batch: T[]) => void) {}
+  push(m: T): void {
+    this.queue.push(m);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        const batch = this.queue;
+        this.queue = [];
+        this.flushTo(batch);
+      });
+    }
+  }
+}
+
 export function isVaultRequest(m: unknown): m is VaultRequest {
   if (typeof m !== "object" || m === null) return false;
   const r = m as Record<string, unknown>;

@@ -11,6 +11,7 @@ import { ensureDevKeys } from "../keys/dev.js";
 import { decryptKeystore, parseKeystore, pubkeyFromSecret } from "../keys/keystore.js";
 import { loadKeystores } from "../keys/load.js";
 import { SealedKeyStore } from "../keys/sealed-store.js";
+import { SignPool } from "../keys/sign-pool.js";
 import { readPassphrase } from "../keys/unlock.js";
 import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
@@ -247,8 +248,16 @@ export class VaultService implements VaultApi {
     return { statuses, slashingProtection: serializeInterchange(doc) };
   }
 
+  /** Sign on `threads` worker threads instead of the main thread. */
+  useSigningThreads(threads: number): void {
+    if (threads > 0) this.keys.attachPool((this.pool = new SignPool(threads)));
+  }
+
+  private pool: SignPool | null = null;
+
   async close(): Promise<void> {
     this.sealed?.close();
     await this.store.close();
+    await this.pool?.close();
   }
 }

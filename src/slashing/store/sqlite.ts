@@ -12,6 +12,8 @@ import type { Decision, ImportSummary, Interchange, InterchangeValidator, Signin
 import type { SlashingStore } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
+/** Most decisions one group commit takes. */
+export const MAX_BATCH = 1024;
 const GVR_KEY = "genesis_validators_root";
 const PUBKEY_RE = /^0x[0-9a-f]{96}$/;
 
@@ -65,6 +67,9 @@ function checkRoot(root: Uint8Array | null, what: string): SigningRoot {
 export class SqliteSlashingStore implements SlashingStore {
   private readonly db: Database.Database;
   private readonly s: Record<string, Stmt>;
+  private pending: { decide: () => Decision; resolve: (d: Decision) => void; reject: (e: unknown) => void }[] = [];
+  private flushScheduled = false;
+  private closed = false;
 
   constructor(readonly file: string) {
     if (file !== ":memory:") {
@@ -190,22 +195,18 @@ export class SqliteSlashingStore implements SlashingStore {
     const pk = checkPubkey(pubkey);
     checkEpochOrSlot(slot, "slot");
     const root = blob(checkRoot(signingRoot, "signing root"));
-    return this.guard(() =>
-      this.db
-        .transaction((): Decision => {
-          const id = this.validatorId(pk, false);
-          const decision = checkBlock(
-            slot,
-            root,
-            id === undefined
-              ? { sameSlot: [], minSlot: null }
-              : { sameSlot: this.s.blocksAtSlot.all(id, slot) as Buffer[], minSlot: this.s.minSlot.get(id) as number | null },
-          );
-          if (decision.allowed && !decision.repeat) this.s.insertBlock.run(id ?? this.validatorId(pk, true), slot, root);
-          return decision;
-        })
-        .immediate(),
-    );
+    return this.enqueue((): Decision => {
+      const id = this.validatorId(pk, false);
+      const decision = checkBlock(
+        slot,
+        root,
+        id === undefined
+          ? { sameSlot: [], minSlot: null }
+          : { sameSlot: this.s.blocksAtSlot.all(id, slot) as Buffer[], minSlot: this.s.minSlot.get(id) as number | null },
+      );
+      if (decision.allowed && !decision.repeat) this.s.insertBlock.run(id ?? this.validatorId(pk, true), slot, root);
+      return decision;
+    });
   }
 
   async checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null): Promise<Decision> {
@@ -213,29 +214,59 @@ export class SqliteSlashingStore implements SlashingStore {
     checkEpochOrSlot(source, "source epoch");
     checkEpochOrSlot(target, "target epoch");
     const root = blob(checkRoot(signingRoot, "signing root"));
-    return this.guard(() =>
-      this.db
-        .transaction((): Decision => {
-          const id = this.validatorId(pk, false);
-          const decision = checkAttestation(
-            source,
-            target,
-            root,
-            id === undefined
-              ? { sameTarget: [], surroundsExisting: false, surroundedByExisting: false, minSource: null, minTarget: null }
-              : {
-                  sameTarget: this.s.attsAtTarget.all(id, target) as Buffer[],
-                  surroundsExisting: this.s.surroundsExisting.get(id, source, target) === 1,
-                  surroundedByExisting: this.s.surroundedByExisting.get(id, target, source) === 1,
-                  minSource: this.s.minSource.get(id) as number | null,
-                  minTarget: this.s.minTarget.get(id) as number | null,
-                },
-          );
-          if (decision.allowed && !decision.repeat) this.s.insertAtt.run(id ?? this.validatorId(pk, true), source, target, root);
-          return decision;
-        })
-        .immediate(),
-    );
+    return this.enqueue((): Decision => {
+      const id = this.validatorId(pk, false);
+      const decision = checkAttestation(
+        source,
+        target,
+        root,
+        id === undefined
+          ? { sameTarget: [], surroundsExisting: false, surroundedByExisting: false, minSource: null, minTarget: null }
+          : {
+              sameTarget: this.s.attsAtTarget.all(id, target) as Buffer[],
+              surroundsExisting: this.s.surroundsExisting.get(id, source, target) === 1,
+              surroundedByExisting: this.s.surroundedByExisting.get(id, target, source) === 1,
+              minSource: this.s.minSource.get(id) as number | null,
+              minTarget: this.s.minTarget.get(id) as number | null,
+            },
+      );
+      if (decision.allowed && !decision.repeat) this.s.insertAtt.run(id ?? this.validatorId(pk, true), source, target, root);
+      return decision;
+    });
+  }
+
+  /**
+   * Group commit: decisions requested in the same turn of the event loop are made one after
+   * another inside ONE `BEGIN IMMEDIATE` transaction and share its durable commit (one fsync).
+   * None resolves before that commit; if it fails, none is allowed (all reject 'unavailable').
+   */
+  private enqueue(decide: () => Decision): Promise<Decision> {
+    if (this.closed) return Promise.reject(new VigilError("unavailable", "SLASHING_DB_ERROR", "slashing database is closed"));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ decide, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending.splice(0, MAX_BATCH);
+    if (this.pending.length > 0) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    if (batch.length === 0) return;
+    let decisions: Decision[];
+    try {
+      decisions = this.guard(() => this.db.transaction(() => batch.map((b) => b.decide())).immediate());
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+      return;
+    }
+    batch.forEach((b, i) => b.resolve(decisions[i]));
   }
 
   async importInterchange(doc: Interchange): Promise<ImportSummary> {
@@ -310,6 +341,9 @@ export class SqliteSlashingStore implements SlashingStore {
   }
 
   async close(): Promise<void> {
+    // Decide what is already queued (nothing is dropped silently), then close.
+    while (this.pending.length > 0) this.flush();
+    this.closed = true;
     if (this.db.open) this.db.close();
   }
 }
