@@ -2,6 +2,7 @@
  * Decoding a Web3Signer sign request body ({type, <payload>, fork_info?, signingRoot?}) into
  * a typed message. Nothing here trusts the client's signing root: it is only compared.
  */
+import "./hasher.js";
 import { ContainerType } from "@chainsafe/ssz";
 import { ssz } from "@lodestar/types";
 import { badRequest } from "../errors.js";
