@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkAttestation, checkBlock, normaliseSigningRoot, sameSigningRoot } from "../src/slashing/rules.js";
-import type { AttestationHistory, BlockHistory } from "../src/slashing/rules.js";
+import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS, normaliseSigningRoot, sameSigningRoot } from "../src/slashing/rules.js";
+import type { AttestationHistory, BlockHistory, Watermarks } from "../src/slashing/rules.js";
 import type { Decision, SigningRoot, SlashingRule } from "../src/slashing/types.js";
 
 const root = (b: number): Uint8Array => {
@@ -76,6 +76,77 @@ test("checkAttestation table", () => {
   for (const [name, source, target, r, history, want] of attCases) {
     assert.equal(outcome(checkAttestation(source, target, r, history)), want, name);
   }
+});
+
+const wm = (over: Partial<Watermarks>): Watermarks => ({ ...NO_WATERMARKS, ...over });
+const blockWatermarkCases: [string, number, SigningRoot, BlockHistory, Partial<Watermarks>, Want][] = [
+  ["no watermark", 5, A, noBlocks, {}, "allow"],
+  ["LOW slot: above it", 11, A, noBlocks, { lowSlot: 10 }, "allow"],
+  ["LOW slot: at it", 10, A, noBlocks, { lowSlot: 10 }, "BLOCK_BELOW_LOW_WATERMARK"],
+  ["LOW slot: below it", 3, A, noBlocks, { lowSlot: 10 }, "BLOCK_BELOW_LOW_WATERMARK"],
+  ["LOW slot: repeat at it still allowed", 10, A, { sameSlot: [A], minSlot: 10 }, { lowSlot: 10 }, "repeat"],
+  ["LOW slot: repeat below it still allowed", 7, A, { sameSlot: [A], minSlot: 7 }, { lowSlot: 10 }, "repeat"],
+  ["LOW slot: a different block at a signed slot is a double proposal", 7, B, { sameSlot: [A], minSlot: 7 }, { lowSlot: 10 }, "DOUBLE_BLOCK_PROPOSAL"],
+  ["LOW slot: above history's minimum but at the watermark", 10, A, { sameSlot: [], minSlot: 2 }, { lowSlot: 10 }, "BLOCK_BELOW_LOW_WATERMARK"],
+  ["LOW slot: above the watermark but at history's minimum", 10, A, { sameSlot: [], minSlot: 10 }, { lowSlot: 4 }, "BLOCK_BELOW_LOW_WATERMARK"],
+  ["LOW epoch only: blocks unbounded", 0, A, noBlocks, { lowEpoch: 100 }, "allow"],
+  ["HIGH slot: below it", 19, A, noBlocks, { highSlot: 20 }, "allow"],
+  ["HIGH slot: at it", 20, A, noBlocks, { highSlot: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH slot: above it", 21, null, noBlocks, { highSlot: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH slot: a repeat at it is refused too", 20, A, { sameSlot: [A], minSlot: 20 }, { highSlot: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH slot: a double proposal beyond it reports the watermark", 25, B, { sameSlot: [A], minSlot: 25 }, { highSlot: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH slot 0 retires everything", 0, A, noBlocks, { highSlot: 0 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH epoch only: blocks unbounded", 1000, A, noBlocks, { highEpoch: 1 }, "allow"],
+  ["LOW and HIGH: inside the window", 15, A, noBlocks, { lowSlot: 10, highSlot: 20 }, "allow"],
+  ["LOW and HIGH: crossed (LOW >= HIGH) refuses everything", 15, A, noBlocks, { lowSlot: 20, highSlot: 10 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+];
+
+test("checkBlock with watermarks table", () => {
+  for (const [name, slot, r, history, w, want] of blockWatermarkCases) {
+    assert.equal(outcome(checkBlock(slot, r, history, wm(w))), want, name);
+  }
+});
+
+const attWatermarkCases: [string, number, number, SigningRoot, AttestationHistory, Partial<Watermarks>, Want][] = [
+  ["no watermark", 4, 5, A, h({}), {}, "allow"],
+  ["LOW epoch: source and target above it", 11, 12, A, h({}), { lowEpoch: 10 }, "allow"],
+  ["LOW epoch: source at it, target above (allowed: source < E refused, not <=)", 10, 11, A, h({}), { lowEpoch: 10 }, "allow"],
+  ["LOW epoch: source below it", 9, 11, A, h({}), { lowEpoch: 10 }, "SOURCE_BELOW_LOW_WATERMARK"],
+  ["LOW epoch: target at it", 10, 10, A, h({}), { lowEpoch: 10 }, "TARGET_BELOW_LOW_WATERMARK"],
+  ["LOW epoch: source and target below it (source reported first)", 3, 4, A, h({}), { lowEpoch: 10 }, "SOURCE_BELOW_LOW_WATERMARK"],
+  ["LOW epoch: repeat at it still allowed", 9, 10, A, h({ sameTarget: [A], minSource: 9, minTarget: 10 }), { lowEpoch: 10 }, "repeat"],
+  ["LOW epoch: a different vote at a signed target is a double vote", 9, 10, B, h({ sameTarget: [A] }), { lowEpoch: 10 }, "DOUBLE_VOTE"],
+  ["LOW epoch: history's minimum lower, watermark binds", 10, 10, A, h({ minSource: 1, minTarget: 2 }), { lowEpoch: 10 }, "TARGET_BELOW_LOW_WATERMARK"],
+  ["LOW epoch: watermark lower, history's minimum binds", 5, 8, A, h({ minSource: 6, minTarget: 7 }), { lowEpoch: 2 }, "SOURCE_BELOW_LOW_WATERMARK"],
+  ["LOW epoch: surround reported before the watermark", 1, 20, A, h({ surroundsExisting: true }), { lowEpoch: 10 }, "SURROUNDING_VOTE"],
+  ["LOW slot only: attestations unbounded", 0, 1, A, h({}), { lowSlot: 100 }, "allow"],
+  ["HIGH epoch: target below it", 18, 19, A, h({}), { highEpoch: 20 }, "allow"],
+  ["HIGH epoch: target at it", 19, 20, A, h({}), { highEpoch: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH epoch: target above it, source below", 5, 30, A, h({}), { highEpoch: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH epoch: a repeat at it is refused too", 19, 20, A, h({ sameTarget: [A], minSource: 19, minTarget: 20 }), { highEpoch: 20 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["HIGH epoch: source > target is still reported as invalid", 25, 21, A, h({}), { highEpoch: 20 }, "SOURCE_GREATER_THAN_TARGET"],
+  ["HIGH slot only: attestations unbounded", 100, 101, A, h({}), { highSlot: 1 }, "allow"],
+  ["LOW and HIGH: inside the window", 11, 12, A, h({}), { lowEpoch: 10, highEpoch: 20 }, "allow"],
+];
+
+test("checkAttestation with watermarks table", () => {
+  for (const [name, source, target, r, history, w, want] of attWatermarkCases) {
+    assert.equal(outcome(checkAttestation(source, target, r, history, wm(w))), want, name);
+  }
+});
+
+test("applicable watermarks: the tighter of per-validator and global (highest LOW, lowest HIGH), slots and epochs apart", () => {
+  assert.deepEqual(applicableWatermarks([]), NO_WATERMARKS);
+  assert.deepEqual(
+    applicableWatermarks([
+      { kind: "low", slot: 10, epoch: null }, // global
+      { kind: "low", slot: 5, epoch: 3 }, // per validator
+      { kind: "high", slot: 100, epoch: 50 },
+      { kind: "high", slot: null, epoch: 40 },
+    ]),
+    { lowSlot: 10, lowEpoch: 3, highSlot: 100, highEpoch: 40 },
+  );
+  assert.deepEqual(applicableWatermarks([{ kind: "high", slot: 0, epoch: 0 }]), { lowSlot: null, lowEpoch: null, highSlot: 0, highEpoch: 0 });
 });
 
 test("refusals carry a message; repeat flag is false for new messages", () => {

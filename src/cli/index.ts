@@ -32,6 +32,10 @@ function startOptions(cmd: Command): Command {
   .option("--log-level <level>", "fatal, error, warn, info, debug or trace (default info)")
   .option("--unlock <source>", "passphrase of the sealed key store <data-dir>/keys.vigil: prompt, stdin, file:<path> or env:<VAR>")
   .option("--keymanager-token-file <file>", "bearer token of the Keymanager API (default <data-dir>/api-token.txt, created 0600)")
+  .option("--db-url <url>", "PostgreSQL protection database shared by several instances (postgres://…); default: SQLite in the data dir")
+  .option("--db-schema <name>", "PostgreSQL schema for Vigil's tables (default public)")
+  .option("--ha-group <name>", "active/standby group: only the holder of the group's lease signs (needs --db-url)")
+  .option("--ha-lease-ms <ms>", "HA lease time-to-live (default 4000; failover within about this + 3 s)")
     .option("--config <file>", "YAML config file with any of these options (kebab-case keys)");
 }
 
@@ -156,12 +160,18 @@ keys
 
 const slashing = program.command("slashing").description("EIP-3076 slashing-protection interchange");
 
-slashing
-  .command("import <file>")
+/** Where the protection database is: the data dir's SQLite file, or PostgreSQL. */
+function storeOptions(cmd: Command): Command {
+  return cmd
+    .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
+    .option("--db-url <url>", "PostgreSQL protection database instead of the data dir's SQLite file", process.env[ENV.dbUrl])
+    .option("--db-schema <name>", "PostgreSQL schema (default public)", process.env[ENV.dbSchema]);
+}
+
+storeOptions(slashing.command("import <file>"))
   .description("Import an EIP-3076 interchange file (v5, complete or minimal) into the protection database")
-  .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
   .option("--network <name|path>", "refuse a file for another network (default: the database's own)")
-  .action(async (file: string, flags: { dataDir: string; network?: string }) => {
+  .action(async (file: string, flags) => {
     try {
       choosePreset(flags.network ?? "mainnet");
       const { importCommand } = await import("./slashing.js");
@@ -171,15 +181,30 @@ slashing
     }
   });
 
-slashing
-  .command("export <file>")
+storeOptions(slashing.command("export <file>"))
   .description("Export the whole protection history as an EIP-3076 interchange file (v5)")
-  .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
   .option("--pubkey <pubkeys...>", "only these validators")
-  .action(async (file: string, flags: { dataDir: string; pubkey?: string[] }) => {
+  .action(async (file: string, flags) => {
     try {
       const { exportCommand } = await import("./slashing.js");
       await exportCommand(file, flags);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+storeOptions(slashing.command("watermark"))
+  .description("Set or clear a low or high watermark (a high watermark refuses everything at or beyond it: retire a cluster)")
+  .option("--low", "low watermark: refuse blocks at or below --slot, attestations with target at or below (source below) --epoch")
+  .option("--high", "high watermark: refuse blocks at or beyond --slot, attestations with target at or beyond --epoch")
+  .option("--slot <slot>", "slot bound (blocks)", (v) => positiveInt(v, "--slot"))
+  .option("--epoch <epoch>", "epoch bound (attestations)", (v) => positiveInt(v, "--epoch"))
+  .option("--pubkey <pubkeys...>", "only these validators (default: all, now and later)")
+  .action(async (flags) => {
+    try {
+      choosePreset("mainnet");
+      const { watermarkCommand } = await import("./slashing.js");
+      await watermarkCommand(flags);
     } catch (e) {
       fail(e);
     }

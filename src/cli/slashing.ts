@@ -4,7 +4,8 @@ import path from "node:path";
 import { resolveNetwork } from "../config/networks.js";
 import { VigilError } from "../errors.js";
 import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
-import { openSqliteStore } from "../slashing/store/sqlite.js";
+import { openStore } from "../vault/service.js";
+import type { SlashingStore } from "../slashing/store/store.js";
 import { DB_FILE } from "../config/files.js";
 
 function readJson(file: string): unknown {
@@ -21,7 +22,18 @@ function readJson(file: string): unknown {
   }
 }
 
-export async function importCommand(file: string, flags: { dataDir: string; network?: string }): Promise<void> {
+export interface StoreFlags {
+  dataDir: string;
+  /** PostgreSQL instead of the data dir's SQLite file. */
+  dbUrl?: string;
+  dbSchema?: string;
+}
+
+function open(flags: StoreFlags): Promise<SlashingStore> {
+  return openStore({ dataDir: flags.dataDir, dbUrl: flags.dbUrl, dbSchema: flags.dbSchema });
+}
+
+export async function importCommand(file: string, flags: StoreFlags & { network?: string }): Promise<void> {
   const doc = parseInterchange(readJson(file));
   // Check the file against --network before touching the database (a refused import binds nothing).
   const network = flags.network ? resolveNetwork(flags.network) : null;
@@ -35,7 +47,7 @@ export async function importCommand(file: string, flags: { dataDir: string; netw
       );
     }
   }
-  const store = openSqliteStore(path.join(flags.dataDir, DB_FILE));
+  const store = await open(flags);
   try {
     const s = await store.importInterchange(doc);
     process.stdout.write(
@@ -48,16 +60,39 @@ export async function importCommand(file: string, flags: { dataDir: string; netw
   }
 }
 
-export async function exportCommand(file: string, flags: { dataDir: string; pubkey?: string[] }): Promise<void> {
+export async function exportCommand(file: string, flags: StoreFlags & { pubkey?: string[] }): Promise<void> {
   const dbFile = path.join(flags.dataDir, DB_FILE);
-  if (!fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
-  const store = openSqliteStore(dbFile);
+  if (!flags.dbUrl && !fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
+  const store = await open(flags);
   try {
     const doc = await store.exportInterchange(flags.pubkey?.map((p) => p.toLowerCase()));
     fs.writeFileSync(file, serializeInterchange(doc, 2) + "\n");
     const blocks = doc.data.reduce((n, v) => n + v.signed_blocks.length, 0);
     const atts = doc.data.reduce((n, v) => n + v.signed_attestations.length, 0);
     process.stdout.write(`exported ${doc.data.length} validators, ${blocks} blocks, ${atts} attestations to ${file}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `vigil slashing watermark`: set (or, with neither --slot nor --epoch, clear) a low or high
+ * watermark for some validators or all of them, then print the watermarks in force.
+ */
+export async function watermarkCommand(
+  flags: StoreFlags & { low?: boolean; high?: boolean; slot?: number; epoch?: number; pubkey?: string[] },
+): Promise<void> {
+  if (!!flags.low === !!flags.high) throw new VigilError("bad_request", "INVALID_OPTIONS", "give exactly one of --low or --high");
+  const kind = flags.low ? "low" : "high";
+  const store = await open(flags);
+  try {
+    const targets = flags.pubkey?.length ? flags.pubkey.map((p) => p.toLowerCase()) : [undefined];
+    for (const pubkey of targets) await store.setWatermark({ kind, pubkey, slot: flags.slot, epoch: flags.epoch });
+    for (const w of await store.getWatermarks()) {
+      process.stdout.write(
+        `${w.kind} ${w.pubkey ?? "all validators"}: slot ${w.slot ?? "-"}, epoch ${w.epoch ?? "-"}\n`,
+      );
+    }
   } finally {
     await store.close();
   }

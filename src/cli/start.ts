@@ -12,6 +12,17 @@ import { API_TOKEN_FILE, DB_FILE } from "../config/files.js";
 import { loadOrCreateToken } from "../server/auth.js";
 import path from "node:path";
 
+/** A database URL without its password, for logs. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}
+
 export async function start(opts: StartOptions): Promise<void> {
   const log = pino({ level: opts.logLevel, base: undefined });
   let stopping = false;
@@ -22,6 +33,10 @@ export async function start(opts: StartOptions): Promise<void> {
       keystores: opts.keystores ? { dir: opts.keystores, passwordsDir: opts.passwords, passwordFile: opts.passwordFile } : undefined,
       devKeys: !opts.keystores,
       unlock: opts.unlock,
+      dbUrl: opts.dbUrl,
+      dbSchema: opts.dbSchema,
+      haGroup: opts.haGroup,
+      haLeaseMs: opts.haLeaseMs,
       logLevel: opts.logLevel,
     },
     (why) => {
@@ -55,9 +70,10 @@ export async function start(opts: StartOptions): Promise<void> {
   const lines = [
     `Vigil is signing on ${address} for ${status.network} (genesis validators root ${status.genesisValidatorsRoot ?? "pinned by the first signing request"})`,
     `  keys loaded: ${keys.length}${dev ? " (DEV keys, generated for trying Vigil out: never deposit to them)" : ""}`,
-    `  slashing protection: ${path.resolve(opts.dataDir, DB_FILE)}`,
+    `  slashing protection: ${opts.dbUrl ? `PostgreSQL ${redact(opts.dbUrl)}` : path.resolve(opts.dataDir, DB_FILE)}`,
     `  Keymanager API token: ${path.resolve(tokenFile)}`,
   ];
+  if (status.role !== "single") lines.push(`  HA group ${opts.haGroup}: ${status.role.toUpperCase()}${status.fence !== null ? ` (fence ${status.fence})` : ""}`);
   if (status.locked) lines.push("  LOCKED: waiting for the key store passphrase; signing answers 503 until then");
   if (dev) {
     lines.push(

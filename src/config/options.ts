@@ -18,6 +18,14 @@ export interface StartOptions {
   unlock?: string;
   /** Keymanager API bearer token file (default <data-dir>/api-token.txt). */
   keymanagerTokenFile?: string;
+  /** PostgreSQL URL of a protection database shared by several instances. */
+  dbUrl?: string;
+  /** PostgreSQL schema for Vigil's tables (default public). */
+  dbSchema?: string;
+  /** Active/standby group (needs dbUrl). */
+  haGroup?: string;
+  /** HA lease time-to-live in ms. */
+  haLeaseMs?: number;
 }
 
 export const DEFAULTS: StartOptions = {
@@ -40,6 +48,10 @@ export const ENV: Record<keyof StartOptions, string> = {
   logLevel: "VIGIL_LOG_LEVEL",
   unlock: "VIGIL_UNLOCK",
   keymanagerTokenFile: "VIGIL_KEYMANAGER_TOKEN_FILE",
+  dbUrl: "VIGIL_DB_URL",
+  dbSchema: "VIGIL_DB_SCHEMA",
+  haGroup: "VIGIL_HA_GROUP",
+  haLeaseMs: "VIGIL_HA_LEASE_MS",
 };
 
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
@@ -71,6 +83,12 @@ function asPort(v: unknown, source: string): number {
   return n;
 }
 
+function asLeaseMs(v: unknown, source: string): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 1000 || n > 60_000) throw new OptionsError(`${source}: ha-lease-ms must be 1000-60000, got ${String(v)}`);
+  return n;
+}
+
 export function resolveStartOptions(
   flags: Partial<Record<keyof StartOptions, unknown>> & { config?: string },
   env: NodeJS.ProcessEnv = process.env,
@@ -87,12 +105,14 @@ export function resolveStartOptions(
     for (const [key, value] of Object.entries(layer)) {
       if (value === undefined || key === "config") continue;
       if (key === "port") opts.port = asPort(value, source);
+      else if (key === "haLeaseMs") opts.haLeaseMs = asLeaseMs(value, source);
       else if (typeof value !== "string") throw new OptionsError(`${source}: ${kebab(key)} must be a string`);
       else opts[key] = value;
     }
   }
   const result = opts as unknown as StartOptions;
   if (result.passwords && result.passwordFile) throw new OptionsError("give --passwords or --password-file, not both");
+  if (result.haGroup && !result.dbUrl) throw new OptionsError("--ha-group needs --db-url (the lease lives in PostgreSQL)");
   if (result.keystores && !result.passwords && !result.passwordFile) {
     throw new OptionsError("--keystores needs --passwords <dir> or --password-file <file>");
   }

@@ -17,6 +17,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly keysLoaded = new Gauge({ name: "vigil_keys_loaded", help: "Validator keys loaded", registers: [this.registry] });
+  readonly haActive = new Gauge({
+    name: "vigil_ha_active",
+    help: "1 if this instance may sign (no HA group, or it holds the group's lease), 0 if it is a standby",
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "vigil_" });

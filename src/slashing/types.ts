@@ -15,12 +15,13 @@ export type SigningRoot = Uint8Array | null;
 /** Why slashing protection refused to sign (EIP-3076 terms). */
 export type SlashingRule =
   | "DOUBLE_BLOCK_PROPOSAL" // another block (or an unknown one) was signed at this slot
-  | "BLOCK_BELOW_LOW_WATERMARK" // slot <= lowest recorded slot (EIP-3076 condition 1)
+  | "BLOCK_BELOW_LOW_WATERMARK" // slot <= lowest recorded slot (EIP-3076 condition 1) or <= a low watermark slot
   | "DOUBLE_VOTE" // another attestation (or an unknown one) was signed for this target
   | "SURROUNDING_VOTE" // the new attestation surrounds a recorded one
   | "SURROUNDED_VOTE" // the new attestation is surrounded by a recorded one
-  | "SOURCE_BELOW_LOW_WATERMARK" // source < lowest recorded source (EIP-3076 condition 2)
-  | "TARGET_BELOW_LOW_WATERMARK" // target <= lowest recorded target (EIP-3076 condition 3)
+  | "SOURCE_BELOW_LOW_WATERMARK" // source < lowest recorded source (EIP-3076 condition 2) or < a low watermark epoch
+  | "TARGET_BELOW_LOW_WATERMARK" // target <= lowest recorded target (EIP-3076 condition 3) or <= a low watermark epoch
+  | "AT_OR_ABOVE_HIGH_WATERMARK" // slot or target at or beyond a high watermark (a retired cluster signs nothing there)
   | "SOURCE_GREATER_THAN_TARGET"; // an invalid attestation
 
 /** The verdict of slashing protection. A repeat (identical message already signed) is allowed and not recorded again. */
@@ -66,4 +67,26 @@ export interface ImportSummary {
   blocksSkipped: number;
   attestationsImported: number;
   attestationsSkipped: number;
+}
+
+/** Which watermark: a low one refuses what lies at or below it, a high one what lies at or beyond it. */
+export type WatermarkKind = "low" | "high";
+
+/**
+ * A watermark as set by an operator (key migrations between clusters). `pubkey` absent = global
+ * (every validator, known or not). `slot` bounds blocks, `epoch` bounds attestations; either may be absent.
+ */
+export interface WatermarkSetting {
+  kind: WatermarkKind;
+  pubkey?: string;
+  slot?: number;
+  epoch?: number;
+}
+
+/** A recorded watermark (for display): `pubkey` null = global; `slot`/`epoch` null = not bounded. */
+export interface Watermark {
+  kind: WatermarkKind;
+  pubkey: string | null;
+  slot: number | null;
+  epoch: number | null;
 }

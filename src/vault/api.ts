@@ -29,6 +29,10 @@ export interface VaultStatus {
   dbUp: boolean;
   network: string;
   genesisValidatorsRoot: string | null;
+  /** "single" without an HA group; else whether this instance holds the group's lease. */
+  role: "single" | "active" | "standby";
+  /** The HA fencing number while active. */
+  fence: number | null;
 }
 
 /** Keymanager API POST /eth/v1/keystores, per keystore. */

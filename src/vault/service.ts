@@ -12,6 +12,9 @@ import { decryptKeystore, parseKeystore, pubkeyFromSecret } from "../keys/keysto
 import { loadKeystores } from "../keys/load.js";
 import { SealedKeyStore } from "../keys/sealed-store.js";
 import { SignPool } from "../keys/sign-pool.js";
+import pg from "pg";
+import { Lease, notActive } from "../ha/lease.js";
+import type { PostgresSlashingStore } from "../slashing/store/postgres.js";
 import { readPassphrase } from "../keys/unlock.js";
 import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
@@ -30,6 +33,23 @@ export interface VaultConfig {
   devKeys?: boolean;
   /** Passphrase source of the sealed key store (prompt, stdin, file:<path>, env:<VAR>). */
   unlock?: string;
+  /** A PostgreSQL URL: the protection store shared by several instances (else SQLite in dataDir). */
+  dbUrl?: string;
+  /** PostgreSQL schema for Vigil's tables (default public). */
+  dbSchema?: string;
+  /** Active/standby group name: only the lease holder signs (needs dbUrl). */
+  haGroup?: string;
+  /** Lease time-to-live in ms (failover happens within about this plus 3 s). */
+  haLeaseMs?: number;
+}
+
+/** Open the configured protection store: PostgreSQL when a URL is given, else SQLite in the data dir. */
+export async function openStore(config: Pick<VaultConfig, "dataDir" | "dbUrl" | "dbSchema">): Promise<SlashingStore> {
+  if (config.dbUrl) {
+    const { openPostgresStore } = await import("../slashing/store/postgres.js");
+    return openPostgresStore(config.dbUrl, { schema: config.dbSchema });
+  }
+  return openSqliteStore(path.join(config.dataDir, DB_FILE));
 }
 
 export interface Logger {
@@ -65,8 +85,19 @@ export class VaultService implements VaultApi {
   static async open(config: VaultConfig, log: Logger = silent): Promise<VaultService> {
     const network = resolveNetwork(config.network);
     fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    const store = openSqliteStore(path.join(config.dataDir, DB_FILE));
+    if (config.haGroup && !config.dbUrl) {
+      throw new VigilError("bad_request", "HA_NEEDS_POSTGRES", "--ha-group needs --db-url: the lease lives in the shared PostgreSQL database");
+    }
+    const store = await openStore(config);
     const service = new VaultService(network, store, log);
+    if (config.haGroup) {
+      try {
+        await service.joinHaGroup(config);
+      } catch (e) {
+        await store.close();
+        throw e;
+      }
+    }
     try {
       await service.signer.init();
     } catch (e) {
@@ -140,8 +171,26 @@ export class VaultService implements VaultApi {
     return info.size;
   }
 
+  private lease: Lease | null = null;
+  private leasePool: pg.Pool | null = null;
+
+  /** Compete for the group's lease; every signing transaction is fenced by it. */
+  private async joinHaGroup(config: VaultConfig): Promise<void> {
+    this.leasePool = new pg.Pool({ connectionString: config.dbUrl, max: 2, connectionTimeoutMillis: 3000 });
+    this.leasePool.on("error", () => undefined); // an idle client's error must not crash the vault
+    this.lease = new Lease(this.leasePool, {
+      group: config.haGroup!,
+      schema: config.dbSchema,
+      ttlMs: config.haLeaseMs,
+      onChange: (active, fence) => this.log.warn({ group: config.haGroup, fence }, active ? "HA: this instance is now ACTIVE" : "HA: this instance is now STANDBY"),
+    });
+    await this.lease.start();
+    (this.store as PostgresSlashingStore).setFence(this.lease.fenceCheck);
+  }
+
   async sign(pubkey: string, body: unknown): Promise<SignOutcome> {
     if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil to sign");
+    if (this.lease && this.lease.role !== "active") throw notActive(this.lease.opts.group);
     const r = await this.signer.sign(pubkey, body);
     return { type: r.type, signature: hex(r.signature), signingRoot: hex(r.signingRoot), summary: r.summary };
   }
@@ -158,7 +207,15 @@ export class VaultService implements VaultApi {
       dbUp = false;
     }
     const gvr = this.signer.genesisValidatorsRoot;
-    return { locked: this.locked, keys: this.keys.size, dbUp, network: this.network.name, genesisValidatorsRoot: gvr ? hex(gvr) : null };
+    return {
+      locked: this.locked,
+      keys: this.keys.size,
+      dbUp,
+      network: this.network.name,
+      genesisValidatorsRoot: gvr ? hex(gvr) : null,
+      role: this.lease ? this.lease.role : "single",
+      fence: this.lease?.fencingNumber ?? null,
+    };
   }
 
   async reload(): Promise<{ errors: number }> {
@@ -256,6 +313,8 @@ export class VaultService implements VaultApi {
   private pool: SignPool | null = null;
 
   async close(): Promise<void> {
+    await this.lease?.stop();
+    await this.leasePool?.end();
     this.sealed?.close();
     await this.store.close();
     await this.pool?.close();

@@ -34,7 +34,9 @@ export function healthRoutes(app: FastifyInstance, ctx: AppContext): void {
         { id: "vault", status: s ? "UP" : "DOWN", locked: s?.locked ?? null },
         { id: "keys-check", status: keysUp ? "UP" : "DOWN", keys: s?.keys ?? 0 },
         { id: "slashing-protection-db", status: dbUp ? "UP" : "DOWN" },
+        { id: "ha", status: "UP", role: s?.role ?? null, fence: s?.fence ?? null },
       ],
+      role: s?.role ?? null,
       outcome: status,
     });
   });
@@ -50,7 +52,9 @@ export function healthRoutes(app: FastifyInstance, ctx: AppContext): void {
   app.get("/reload", async () => ctx.reload.state());
 
   app.get("/metrics", async (_request, reply) => {
-    ctx.metrics.keysLoaded.set((await ctx.vault.status().catch(() => ({ keys: 0 }))).keys);
+    const s = await ctx.vault.status().catch(() => null);
+    ctx.metrics.keysLoaded.set(s?.keys ?? 0);
+    ctx.metrics.haActive.set(s?.role === "standby" ? 0 : 1);
     return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 }

@@ -7,15 +7,16 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { badRequest, VigilError } from "../../errors.js";
 import { bytesToHex, interchangeRecords, INTERCHANGE_FORMAT_VERSION, parseInterchange } from "../interchange.js";
-import { checkAttestation, checkBlock, normaliseSigningRoot } from "../rules.js";
-import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot } from "../types.js";
+import { applicableWatermarks, checkAttestation, checkBlock } from "../rules.js";
+import type { Watermarks } from "../rules.js";
+import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
+import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
 import type { SlashingStore } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
 /** Most decisions one group commit takes. */
 export const MAX_BATCH = 1024;
 const GVR_KEY = "genesis_validators_root";
-const PUBKEY_RE = /^0x[0-9a-f]{96}$/;
 
 /** Versioned migrations: MIGRATIONS[i] brings the schema from version i to i + 1. Append only. */
 const MIGRATIONS: readonly string[] = [
@@ -35,6 +36,15 @@ const MIGRATIONS: readonly string[] = [
    ) STRICT;
    CREATE INDEX signed_attestations_validator_target ON signed_attestations (validator_id, target_epoch);
    CREATE INDEX signed_attestations_validator_source ON signed_attestations (validator_id, source_epoch);`,
+  // v2: watermarks for key migrations between clusters (see rules.ts). pubkey '*' = every validator.
+  `CREATE TABLE watermarks (
+     kind TEXT NOT NULL CHECK (kind IN ('low', 'high')),
+     pubkey TEXT NOT NULL CHECK (pubkey = '*' OR length(pubkey) = 98),
+     slot INTEGER CHECK (slot >= 0),
+     epoch INTEGER CHECK (epoch >= 0),
+     CHECK (slot IS NOT NULL OR epoch IS NOT NULL),
+     PRIMARY KEY (kind, pubkey)
+   ) STRICT;`,
 ];
 
 /** Open (creating if needed, mode 0600) the SQLite slashing-protection database at `file`. */
@@ -46,22 +56,6 @@ type Stmt = Database.Statement<unknown[]>;
 
 function blob(root: SigningRoot): Buffer | null {
   return root === null ? null : Buffer.from(root.buffer, root.byteOffset, root.byteLength);
-}
-
-function checkPubkey(pubkey: string): string {
-  const pk = typeof pubkey === "string" ? pubkey.toLowerCase() : "";
-  if (!PUBKEY_RE.test(pk)) throw badRequest("INVALID_PUBKEY", "pubkey must be 48 bytes of 0x-prefixed hex");
-  return pk;
-}
-
-function checkEpochOrSlot(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 0) throw badRequest("INVALID_NUMBER", `${what} must be an integer in 0..${Number.MAX_SAFE_INTEGER}`);
-  return n;
-}
-
-function checkRoot(root: Uint8Array | null, what: string): SigningRoot {
-  if (root !== null && (!(root instanceof Uint8Array) || root.length !== 32)) throw badRequest("INVALID_ROOT", `${what} must be 32 bytes`);
-  return normaliseSigningRoot(root);
 }
 
 export class SqliteSlashingStore implements SlashingStore {
@@ -119,6 +113,14 @@ export class SqliteSlashingStore implements SlashingStore {
       insertAtt: p("INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) VALUES (?, ?, ?, ?)"),
       allValidators: p("SELECT id, pubkey FROM validators ORDER BY id"),
       blocksOf: p("SELECT slot, signing_root AS root FROM signed_blocks WHERE validator_id = ? ORDER BY slot, rowid"),
+      watermarksFor: p("SELECT kind, slot, epoch FROM watermarks WHERE pubkey IN (?, '*')"),
+      watermarksOf: p("SELECT kind, pubkey, slot, epoch FROM watermarks WHERE pubkey IN (?, '*')"),
+      allWatermarks: p("SELECT kind, pubkey, slot, epoch FROM watermarks"),
+      setWatermark: p(
+        `INSERT INTO watermarks (kind, pubkey, slot, epoch) VALUES (?, ?, ?, ?)
+           ON CONFLICT (kind, pubkey) DO UPDATE SET slot = excluded.slot, epoch = excluded.epoch`,
+      ),
+      clearWatermark: p("DELETE FROM watermarks WHERE kind = ? AND pubkey = ?"),
       attsOf: p(
         `SELECT source_epoch AS source, target_epoch AS target, signing_root AS root FROM signed_attestations
            WHERE validator_id = ? ORDER BY target_epoch, source_epoch, rowid`,
@@ -182,6 +184,11 @@ export class SqliteSlashingStore implements SlashingStore {
     return Number(this.s.insertValidator.run(pubkey).lastInsertRowid);
   }
 
+  /** Inside a transaction: the watermarks that apply to `pubkey` (its own and the global ones, combined). */
+  private watermarks(pubkey: string): Watermarks {
+    return applicableWatermarks(this.s.watermarksFor.all(pubkey) as { kind: WatermarkKind; slot: number | null; epoch: number | null }[]);
+  }
+
   async getGenesisValidatorsRoot(): Promise<Uint8Array | null> {
     return this.guard(() => this.readGvr());
   }
@@ -203,6 +210,7 @@ export class SqliteSlashingStore implements SlashingStore {
         id === undefined
           ? { sameSlot: [], minSlot: null }
           : { sameSlot: this.s.blocksAtSlot.all(id, slot) as Buffer[], minSlot: this.s.minSlot.get(id) as number | null },
+        this.watermarks(pk),
       );
       if (decision.allowed && !decision.repeat) this.s.insertBlock.run(id ?? this.validatorId(pk, true), slot, root);
       return decision;
@@ -229,6 +237,7 @@ export class SqliteSlashingStore implements SlashingStore {
               minSource: this.s.minSource.get(id) as number | null,
               minTarget: this.s.minTarget.get(id) as number | null,
             },
+        this.watermarks(pk),
       );
       if (decision.allowed && !decision.repeat) this.s.insertAtt.run(id ?? this.validatorId(pk, true), source, target, root);
       return decision;
@@ -338,6 +347,26 @@ export class SqliteSlashingStore implements SlashingStore {
         return { metadata: { interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: bytesToHex(gvr) }, data };
       })(),
     );
+  }
+
+  async setWatermark(w: WatermarkSetting): Promise<void> {
+    const { kind, scope, slot, epoch } = checkWatermarkSetting(w);
+    // BEGIN IMMEDIATE: serialised with every check-and-record (same connection or not).
+    this.guard(() =>
+      this.db
+        .transaction(() => {
+          if (slot === null && epoch === null) this.s.clearWatermark.run(kind, scope);
+          else this.s.setWatermark.run(kind, scope, slot, epoch);
+        })
+        .immediate(),
+    );
+  }
+
+  async getWatermarks(pubkey?: string): Promise<Watermark[]> {
+    const pk = pubkey === undefined ? undefined : checkPubkey(pubkey);
+    type Row = { kind: WatermarkKind; pubkey: string; slot: number | null; epoch: number | null };
+    const rows = this.guard(() => (pk === undefined ? this.s.allWatermarks.all() : this.s.watermarksOf.all(pk)) as Row[]);
+    return sortWatermarks(rows.map((r) => ({ kind: r.kind, pubkey: r.pubkey === GLOBAL_WATERMARK ? null : r.pubkey, slot: r.slot, epoch: r.epoch })));
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,12 @@
 /**
- * The slashing-protection store every database engine implements (SQLite now, PostgreSQL later).
- * All methods are async so that a network database fits.
+ * The slashing-protection store every database engine implements (SQLite, PostgreSQL).
+ * All methods are async so that a network database fits. The input checks shared by the engines are here too.
  */
-import type { Decision, ImportSummary, Interchange } from "../types.js";
+import { badRequest } from "../../errors.js";
+import { normaliseSigningRoot } from "../rules.js";
+import type { Decision, ImportSummary, Interchange, SigningRoot, Watermark, WatermarkSetting } from "../types.js";
 
-export type { Decision, ImportSummary, Interchange } from "../types.js";
+export type { Decision, ImportSummary, Interchange, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 
 export interface SlashingStore {
   /** The genesis validators root this database is bound to, or null if not yet bound. */
@@ -25,5 +27,57 @@ export interface SlashingStore {
   importInterchange(doc: Interchange): Promise<ImportSummary>;
   /** Export every validator (or only `pubkeys`, when given and known) with all its records. */
   exportInterchange(pubkeys?: string[]): Promise<Interchange>;
+  /**
+   * Set the LOW or HIGH watermark of one validator (`pubkey`) or of all validators (no `pubkey`; known or not).
+   * Replaces that kind/scope's earlier slot and epoch; with neither `slot` nor `epoch` it clears it.
+   * Serialised with check-and-record: once it resolves, every later decision sees it. See rules.ts for the semantics.
+   */
+  setWatermark(w: WatermarkSetting): Promise<void>;
+  /** The recorded watermarks for display: the global ones and `pubkey`'s, or all of them without `pubkey`. Global first, then by pubkey; low before high. */
+  getWatermarks(pubkey?: string): Promise<Watermark[]>;
   close(): Promise<void>;
+}
+
+const PUBKEY_RE = /^0x[0-9a-f]{96}$/;
+
+/** A pubkey in canonical form (lower-case 0x hex, 48 bytes), or VigilError bad_request INVALID_PUBKEY. */
+export function checkPubkey(pubkey: string): string {
+  const pk = typeof pubkey === "string" ? pubkey.toLowerCase() : "";
+  if (!PUBKEY_RE.test(pk)) throw badRequest("INVALID_PUBKEY", "pubkey must be 48 bytes of 0x-prefixed hex");
+  return pk;
+}
+
+/** A slot or epoch: a safe integer >= 0, or VigilError bad_request INVALID_NUMBER. */
+export function checkEpochOrSlot(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw badRequest("INVALID_NUMBER", `${what} must be an integer in 0..${Number.MAX_SAFE_INTEGER}`);
+  return n;
+}
+
+/** A 32-byte root or null (all-zero → null), or VigilError bad_request INVALID_ROOT. */
+export function checkRoot(root: Uint8Array | null, what: string): SigningRoot {
+  if (root !== null && (!(root instanceof Uint8Array) || root.length !== 32)) throw badRequest("INVALID_ROOT", `${what} must be 32 bytes`);
+  return normaliseSigningRoot(root);
+}
+
+/** The scope column of a global watermark (every validator). */
+export const GLOBAL_WATERMARK = "*";
+
+/** A watermark setting checked and normalised: scope is a canonical pubkey or GLOBAL_WATERMARK; absent numbers → null. */
+export function checkWatermarkSetting(w: WatermarkSetting): { kind: "low" | "high"; scope: string; slot: number | null; epoch: number | null } {
+  if (typeof w !== "object" || w === null || (w.kind !== "low" && w.kind !== "high")) {
+    throw badRequest("INVALID_WATERMARK", 'watermark kind must be "low" or "high"');
+  }
+  const opt = (n: number | null | undefined, what: string): number | null => (n === undefined || n === null ? null : checkEpochOrSlot(n, what));
+  return {
+    kind: w.kind,
+    scope: w.pubkey === undefined || w.pubkey === null ? GLOBAL_WATERMARK : checkPubkey(w.pubkey),
+    slot: opt(w.slot, "watermark slot"),
+    epoch: opt(w.epoch, "watermark epoch"),
+  };
+}
+
+/** Sort watermarks for display: global first, then by pubkey; low before high. */
+export function sortWatermarks(ws: Watermark[]): Watermark[] {
+  const scope = (w: Watermark): string => (w.pubkey === null ? "" : w.pubkey);
+  return ws.sort((a, b) => (scope(a) < scope(b) ? -1 : scope(a) > scope(b) ? 1 : a.kind === b.kind ? 0 : a.kind === "low" ? -1 : 1));
 }
