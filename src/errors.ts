@@ -5,6 +5,7 @@
 export type ErrorKind =
   | "bad_request" // malformed or invalid input (HTTP 400)
   | "unauthorized" // missing/wrong credentials (HTTP 401)
+  | "forbidden" // refused by the operator's policy (HTTP 403)
   | "not_found" // unknown key or resource (HTTP 404)
   | "conflict" // operation already running (HTTP 409)
   | "slashing" // refused by slashing protection (HTTP 412)
@@ -16,6 +17,8 @@ export class VigilError extends Error {
     readonly kind: ErrorKind,
     readonly code: string,
     message: string,
+    /** Extra machine-readable fields for the error body (e.g. approval_id). */
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
     this.name = "VigilError";

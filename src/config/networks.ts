@@ -32,6 +32,7 @@ export interface Network {
   genesisValidatorsRoot: Uint8Array | null;
   /** Unix seconds; null when unknown. */
   genesisTime: number | null;
+  secondsPerSlot: number;
   /** True when every fork epoch is known, so fork versions can be checked against epochs. */
   scheduleKnown: boolean;
 }
@@ -86,9 +87,19 @@ function presetOf(cfg: ChainConfigLike, source: string): "mainnet" | "minimal" {
 
 const SLOTS_PER_EPOCH = { mainnet: 32, minimal: 8 } as const;
 
+function secondsPerSlot(cfg: ChainConfigLike, source: string): number {
+  const v = cfg.SECONDS_PER_SLOT ?? 12;
+  const n = typeof v === "bigint" ? Number(v) : v;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 600) {
+    throw new VigilError("bad_request", "INVALID_NETWORK_CONFIG", `${source}: SECONDS_PER_SLOT must be 1-600`);
+  }
+  return n;
+}
+
 // Holesky: facts from its published config.yaml (eth-clients/holesky, metadata/config.yaml).
 const holesky: ChainConfigLike = {
   PRESET_BASE: "mainnet",
+  SECONDS_PER_SLOT: 12,
   GENESIS_FORK_VERSION: "0x01017000",
   ALTAIR_FORK_VERSION: "0x02017000",
   ALTAIR_FORK_EPOCH: 0,
@@ -123,6 +134,7 @@ function publicNetwork(name: "mainnet" | "hoodi" | "sepolia" | "holesky"): Netwo
     forks,
     genesisValidatorsRoot: bytes(gen.genesisValidatorsRoot),
     genesisTime: gen.genesisTime,
+    secondsPerSlot: secondsPerSlot(cfg, name),
     scheduleKnown: true,
   };
 }
@@ -142,6 +154,7 @@ function minimalNetwork(): Network {
     forks,
     genesisValidatorsRoot: null,
     genesisTime: null,
+    secondsPerSlot: secondsPerSlot(minimalChainConfig as unknown as ChainConfigLike, "minimal"),
     scheduleKnown: false,
   };
 }
@@ -177,6 +190,7 @@ export function networkFromConfigFile(file: string): Network {
     forks,
     genesisValidatorsRoot: typeof gvr === "string" ? bytes(gvr) : null,
     genesisTime: typeof time === "bigint" || typeof time === "number" ? Number(time) : null,
+    secondsPerSlot: secondsPerSlot(cfg, file),
     scheduleKnown: true,
   };
 }

@@ -41,6 +41,23 @@ export interface DecodedMessage {
   protection?: Protection;
   /** Short human-readable description for logs. */
   summary: string;
+  /** Decoded fields the operator's policy can match on. */
+  fields: MessageFields;
+}
+
+export interface MessageFields {
+  slot?: bigint;
+  epoch?: bigint;
+  sourceEpoch?: bigint;
+  targetEpoch?: bigint;
+  validatorIndex?: bigint;
+  /** 0x lower-case hex. */
+  feeRecipient?: string;
+  gasLimit?: bigint;
+  timestamp?: bigint;
+  /** 0x lower-case hex. */
+  withdrawalCredentials?: string;
+  amount?: bigint;
 }
 
 export interface RequestModule {

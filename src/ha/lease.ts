@@ -53,7 +53,7 @@ export class Lease {
     await this.pool.query(
       `CREATE TABLE IF NOT EXISTS ${this.table} (
          group_name TEXT PRIMARY KEY, holder TEXT NOT NULL, fence BIGINT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)`,
-    );
+    ).catch((e: { code?: string }) => { if (!["23505", "42P07", "42710"].includes(e?.code ?? "")) throw e; }); // instances starting together race CREATE TABLE IF NOT EXISTS: the loser's table exists
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.renewMs);
   }

@@ -5,6 +5,7 @@ import { VigilError, type ErrorKind } from "../errors.js";
 const STATUS: Record<ErrorKind, number> = {
   bad_request: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
   slashing: 412,
@@ -19,7 +20,7 @@ export interface ErrorBody {
 
 /** Status and body for any error thrown while handling a request. */
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
-  if (err instanceof VigilError) return { status: STATUS[err.kind], body: { code: err.code, message: err.message } };
+  if (err instanceof VigilError) return { status: STATUS[err.kind], body: { ...err.details, code: err.code, message: err.message } };
   const fe = err as Partial<FastifyError>;
   if (fe && typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     if (fe.validation) return { status: 400, body: { code: "INVALID_REQUEST", message: fe.message ?? "invalid request" } };

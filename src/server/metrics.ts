@@ -16,6 +16,12 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
+  readonly policyDecisions = new Counter({
+    name: "vigil_policy_decisions_total",
+    help: "Policy refusals, approvals required and warnings, by rule id",
+    labelNames: ["rule", "outcome"] as const,
+    registers: [this.registry],
+  });
   readonly keysLoaded = new Gauge({ name: "vigil_keys_loaded", help: "Validator keys loaded", registers: [this.registry] });
   readonly haActive = new Gauge({
     name: "vigil_ha_active",

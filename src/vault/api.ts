@@ -10,6 +10,9 @@ export interface SignOutcome {
   signature: string;
   signingRoot: string;
   summary: string;
+  /** The policy rule that allowed it, and any warn-mode rules that matched. */
+  ruleId?: string;
+  warnings?: { ruleId: string; message: string }[];
 }
 
 export interface KeyInfo {
@@ -33,6 +36,8 @@ export interface VaultStatus {
   role: "single" | "active" | "standby";
   /** The HA fencing number while active. */
   fence: number | null;
+  /** Client identities the policy admits (hashes only); null when the signing API is open. */
+  clients: { name: string; tokenSha256?: string; tlsFingerprintSha256?: string }[] | null;
 }
 
 /** Keymanager API POST /eth/v1/keystores, per keystore. */
@@ -48,7 +53,8 @@ export interface DeleteStatus {
 }
 
 export interface VaultApi {
-  sign(pubkey: string, body: unknown): Promise<SignOutcome>;
+  /** `client`: the authenticated client identity (a policy `clients` name), or null. */
+  sign(pubkey: string, body: unknown, client?: string | null): Promise<SignOutcome>;
   listKeys(): Promise<KeyInfo[]>;
   status(): Promise<VaultStatus>;
   /** Re-scan the keystore directory (and the sealed store). */

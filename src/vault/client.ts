@@ -86,8 +86,8 @@ export class VaultClient implements VaultApi {
     });
   }
 
-  sign(pubkey: string, body: unknown): Promise<SignOutcome> {
-    return this.call("sign", pubkey, body);
+  sign(pubkey: string, body: unknown, client: string | null = null): Promise<SignOutcome> {
+    return this.call("sign", pubkey, body, client);
   }
   listKeys(): Promise<KeyInfo[]> {
     return this.call("listKeys");

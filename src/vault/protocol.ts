@@ -16,7 +16,14 @@ export interface VaultRequest {
 
 export type VaultResponse =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { kind: ErrorKind; code: string; message: string } };
+  | { id: number; ok: false; error: WireError };
+
+export interface WireError {
+  kind: ErrorKind;
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
 
 /** Messages the vault sends unprompted. */
 export type VaultEvent =
@@ -58,11 +65,11 @@ export function isVaultRequest(m: unknown): m is VaultRequest {
   );
 }
 
-export function errorToWire(e: unknown): { kind: ErrorKind; code: string; message: string } {
-  if (e instanceof VigilError) return { kind: e.kind, code: e.code, message: e.message };
+export function errorToWire(e: unknown): WireError {
+  if (e instanceof VigilError) return { kind: e.kind, code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) };
   return { kind: "internal", code: "INTERNAL_ERROR", message: "internal error in the key vault; see its log" };
 }
 
-export function errorFromWire(e: { kind: ErrorKind; code: string; message: string }): VigilError {
-  return new VigilError(e.kind, e.code, e.message);
+export function errorFromWire(e: WireError): VigilError {
+  return new VigilError(e.kind, e.code, e.message, e.details);
 }

@@ -215,6 +215,7 @@ export class VaultService implements VaultApi {
       genesisValidatorsRoot: gvr ? hex(gvr) : null,
       role: this.lease ? this.lease.role : "single",
       fence: this.lease?.fencingNumber ?? null,
+      clients: null,
     };
   }
 

@@ -18,6 +18,7 @@ function message(root: Uint8Array, value: unknown, slotsPerEpoch: number, fork?:
     epoch: epochOf(slot, slotsPerEpoch),
     declaredFork: fork,
     summary: `aggregate_and_proof slot=${slot} aggregator=${a.aggregatorIndex}${fork ? ` fork=${fork}` : ""}`,
+    fields: { slot, validatorIndex: a.aggregatorIndex },
   };
 }
 

@@ -18,6 +18,7 @@ export const aggregationSlot: RequestModule = {
       domainType: DomainType.SELECTION_PROOF,
       epoch: epochOf(slot, slotsPerEpoch),
       summary: `aggregation slot=${slot}`,
+      fields: { slot },
     };
   },
 };

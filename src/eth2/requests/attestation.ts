@@ -19,6 +19,7 @@ export const attestation: RequestModule = {
       epoch: d.target.epoch,
       protection: { kind: "attestation", sourceEpoch: d.source.epoch, targetEpoch: d.target.epoch },
       summary: `attestation slot=${d.slot} index=${d.index} source=${d.source.epoch} target=${d.target.epoch}`,
+      fields: { slot: d.slot, sourceEpoch: d.source.epoch, targetEpoch: d.target.epoch },
     };
   },
 };

@@ -15,6 +15,7 @@ function blockMessage(root: Uint8Array, slot: bigint, proposer: bigint, slotsPer
     declaredFork: fork,
     protection: { kind: "block", slot },
     summary: `block slot=${slot} proposer=${proposer}${fork ? ` fork=${fork}` : ""}`,
+    fields: { slot, validatorIndex: proposer },
   };
 }
 

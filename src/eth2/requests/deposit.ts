@@ -31,6 +31,7 @@ export const deposit: RequestModule = {
       genesisForkVersion: d.genesisForkVersion,
       pubkey: d.pubkey,
       summary: `deposit amount=${d.amount} withdrawal_credentials=0x${Buffer.from(d.withdrawalCredentials).toString("hex")}`,
+      fields: { amount: d.amount, withdrawalCredentials: "0x" + Buffer.from(d.withdrawalCredentials).toString("hex") },
     };
   },
 };

@@ -12,6 +12,7 @@ export const randaoReveal: RequestModule = {
   decode(payload) {
     const obj = expectObject(payload, "randao_reveal");
     const { root, value } = decodeAndHash(ssz.Epoch, obj.epoch, "randao_reveal.epoch");
-    return { objectRoot: root, domainType: DomainType.RANDAO, epoch: value as bigint, summary: `randao_reveal epoch=${value}` };
+    const epoch = value as bigint;
+    return { objectRoot: root, domainType: DomainType.RANDAO, epoch, summary: `randao_reveal epoch=${epoch}`, fields: { epoch } };
   },
 };

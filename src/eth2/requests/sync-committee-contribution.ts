@@ -19,6 +19,7 @@ export const syncCommitteeContributionAndProof: RequestModule = {
       domainType: DomainType.CONTRIBUTION_AND_PROOF,
       epoch: epochOf(c.contribution.slot, slotsPerEpoch),
       summary: `contribution_and_proof slot=${c.contribution.slot} subcommittee=${c.contribution.subcommitteeIndex} aggregator=${c.aggregatorIndex}`,
+      fields: { slot: c.contribution.slot, validatorIndex: c.aggregatorIndex },
     };
   },
 };

@@ -18,6 +18,7 @@ export const syncCommitteeMessage: RequestModule = {
       domainType: DomainType.SYNC_COMMITTEE,
       epoch: epochOf(slot, slotsPerEpoch),
       summary: `sync_committee_message slot=${slot}`,
+      fields: { slot },
     };
   },
 };

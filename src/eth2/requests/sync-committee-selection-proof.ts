@@ -19,6 +19,7 @@ export const syncCommitteeSelectionProof: RequestModule = {
       domainType: DomainType.SYNC_COMMITTEE_SELECTION_PROOF,
       epoch: epochOf(d.slot, slotsPerEpoch),
       summary: `sync_committee_selection_proof slot=${d.slot} subcommittee=${d.subcommitteeIndex}`,
+      fields: { slot: d.slot },
     };
   },
 };

@@ -19,6 +19,7 @@ export const validatorRegistration: RequestModule = {
       epoch: "genesis",
       pubkey: r.pubkey,
       summary: `validator_registration fee_recipient=0x${Buffer.from(r.feeRecipient).toString("hex")} gas_limit=${r.gasLimit} timestamp=${r.timestamp}`,
+      fields: { feeRecipient: "0x" + Buffer.from(r.feeRecipient).toString("hex"), gasLimit: r.gasLimit, timestamp: r.timestamp },
     };
   },
 };

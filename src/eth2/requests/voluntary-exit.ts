@@ -18,6 +18,7 @@ export const voluntaryExit: RequestModule = {
       domainType: DomainType.VOLUNTARY_EXIT,
       epoch: e.epoch,
       summary: `voluntary_exit epoch=${e.epoch} validator_index=${e.validatorIndex}`,
+      fields: { epoch: e.epoch, validatorIndex: e.validatorIndex },
     };
   },
 };

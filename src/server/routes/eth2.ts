@@ -34,7 +34,12 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
         if (!PUBKEY.test(identifier)) {
           throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
         }
-        const result = await ctx.vault.sign(identifier.toLowerCase(), request.body);
+        const client = ctx.clientAuth ? ctx.clientAuth.identify(request) : null;
+        const result = await ctx.vault.sign(identifier.toLowerCase(), request.body, client);
+        for (const w of result.warnings ?? []) {
+          ctx.metrics.policyDecisions.inc({ rule: w.ruleId, outcome: "warned" });
+          request.log.warn({ pubkey: identifier, rule: w.ruleId }, `policy warning: ${w.message}`);
+        }
         const signature = result.signature;
         ctx.metrics.signRequests.inc({ type: result.type, outcome: "signed" });
         ctx.metrics.signDuration.observe({ type: result.type }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -43,6 +48,8 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
         return reply.type("application/json").send({ signature });
       } catch (err) {
         ctx.metrics.signRequests.inc({ type: label, outcome: err instanceof VigilError ? err.code : "ERROR" });
+        const rule = err instanceof VigilError ? (err.details?.rule_id as string | undefined) : undefined;
+        if (rule) ctx.metrics.policyDecisions.inc({ rule, outcome: (err as VigilError).code === "APPROVAL_REQUIRED" ? "approval_required" : "refused" });
         if (err instanceof VigilError && err.kind === "slashing") {
           request.log.warn({ pubkey: identifier, rule: err.code }, `refused by slashing protection: ${err.message}`);
         }

@@ -384,7 +384,9 @@ export class PostgresSlashingStore implements SlashingStore {
     const atts = reqs.filter((r): r is AttestationRequest => r.type === "attestation");
     // BEGIN, then the shared global lock (imports and watermark changes take it exclusively), then the validators'
     // locks in ascending key order. The keys are our own integers, so they are inlined: one round trip for all of it.
-    const begin = `BEGIN;
+    // With a fence (HA), a session frozen mid-transaction must not hold validator locks for long:
+    // the server ends it after 3 s idle, so a new active instance can decide for those validators.
+    const begin = `BEGIN;${this.fence !== null ? " SET LOCAL idle_in_transaction_session_timeout = '3s';" : ""}
       SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.globalKey});
       SELECT pg_advisory_xact_lock(k) FROM unnest('{${keys.join(",")}}'::int8[]) AS k`;
     return this.tx(async (c) => {

@@ -1,0 +1,262 @@
+/**
+ * `vigil approvers new`, `vigil approvals list|show|approve|reject`, `vigil policy sign|verify`.
+ *
+ * The approvals commands talk to a running instance's admin API (bearer token, as the Keymanager
+ * API). `approve` and `reject` fetch the entry, check that its id is the one its pubkey, signing
+ * root and rule give, build the message and sign it HERE with the approver's key file: the private
+ * key never leaves the approver's machine; only `{approver, signature}` is sent.
+ *
+ * Admin API (served by the HTTP process, answered by the vault's ApprovalQueue):
+ *   GET  /admin/v1/approvals               → 200 {data: ApprovalEntry[]}
+ *   GET  /admin/v1/approvals/:id           → 200 {data: ApprovalEntry} | 404 {code: "APPROVAL_NOT_FOUND"}
+ *   POST /admin/v1/approvals/:id/approve   {approver, signature} → 200 {data: ApprovalState}
+ *   POST /admin/v1/approvals/:id/reject    {approver, signature} → 200 {data: ApprovalState}
+ * Errors are {code, message} with the status of the VigilError kind (400, 401, 404, 409, 503).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import type { KeyObject } from "node:crypto";
+import { VigilError, type ErrorKind } from "../errors.js";
+import { approvalId, approvalMessage, type ApprovalEntry, type ApprovalState, type ApprovalVerdict } from "../policy/approvals.js";
+import { checkApproverName, loadApproverPrivateKey, publicKeyBase64, signApproval, writeApproverKeyPair } from "../policy/approver-keys.js";
+import {
+  addPolicySignature,
+  parsePolicySignatureFile,
+  readApproverSettings,
+  signPolicy,
+  signatureFileFor,
+  verifyPolicySignatures,
+  type PolicySignatureFile,
+  type PolicyVerification,
+} from "../policy/signed-policy.js";
+
+export type Print = (text: string) => void;
+const stdout: Print = (text) => void process.stdout.write(text);
+
+// ---------------------------------------------------------------- approvers new
+
+/** Writes `<out>/<name>.key` (0600) and `<out>/<name>.pub`; prints the public key and the policy YAML line. */
+export function approversNew(opts: { name: string; out?: string }, print: Print = stdout): { keyFile: string; pubFile: string; publicKey: string } {
+  const r = writeApproverKeyPair(opts.out ?? ".", opts.name);
+  print(
+    `wrote ${r.keyFile} (private key, mode 0600: keep it on this machine, offline if you can)\n` +
+      `wrote ${r.pubFile}\n` +
+      `public key: ${r.publicKey}\n\n` +
+      `add this line under \`approvers:\` in the policy:\n` +
+      `  ${r.name}: "${r.publicKey}"\n`,
+  );
+  return { keyFile: r.keyFile, pubFile: r.pubFile, publicKey: r.publicKey };
+}
+
+// ---------------------------------------------------------------- admin API client
+
+export interface AdminFlags {
+  /** Base URL of the running instance, e.g. http://127.0.0.1:9000. */
+  url: string;
+  /** File holding the admin bearer token (the Keymanager token, <data-dir>/api-token.txt). */
+  tokenFile: string;
+}
+
+function readToken(file: string): string {
+  let token: string;
+  try {
+    token = fs.readFileSync(file, "utf8").trim();
+  } catch (e) {
+    throw new VigilError("bad_request", "FILE_UNREADABLE", `cannot read the API token ${file}: ${(e as Error).message}`);
+  }
+  if (!token) throw new VigilError("bad_request", "EMPTY_API_TOKEN", `${file} is empty`);
+  return token;
+}
+
+function kindOf(status: number): ErrorKind {
+  if (status === 401 || status === 403) return "unauthorized";
+  if (status === 404) return "not_found";
+  if (status === 409) return "conflict";
+  if (status === 412) return "slashing";
+  if (status >= 500) return "unavailable";
+  return "bad_request";
+}
+
+async function call<T>(flags: AdminFlags, method: "GET" | "POST", route: string, body?: unknown): Promise<T> {
+  const token = readToken(flags.tokenFile);
+  const url = flags.url.replace(/\/+$/, "") + route;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${token}`, accept: "application/json", ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (e) {
+    const cause = (e as { cause?: Error }).cause;
+    throw new VigilError("unavailable", "UNREACHABLE", `cannot reach ${url}: ${cause?.message ?? (e as Error).message}`);
+  }
+  const text = await res.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON: reported below */
+  }
+  if (!res.ok) {
+    const b = json as { code?: unknown; message?: unknown } | null;
+    const code = typeof b?.code === "string" ? b.code : `HTTP_${res.status}`;
+    const message = typeof b?.message === "string" ? b.message : `${method} ${url}: HTTP ${res.status}`;
+    throw new VigilError(kindOf(res.status), code, message);
+  }
+  const data = (json as { data?: unknown } | null)?.data;
+  if (data === undefined) throw new VigilError("unavailable", "BAD_RESPONSE", `${method} ${url}: the answer has no data`);
+  return data as T;
+}
+
+const route = (id?: string, action?: string): string =>
+  "/admin/v1/approvals" + (id === undefined ? "" : "/" + encodeURIComponent(id)) + (action ? "/" + action : "");
+
+function describeState(s: ApprovalState): string {
+  const until = s.expires_at ? `; ${s.status === "approved" ? "signable until" : "expires"} ${s.expires_at}` : "";
+  return `${s.id}: ${s.status} (${s.approvals} of ${s.quorum} approvals${until})`;
+}
+
+/** A human description of an entry (the text `show` prints). */
+export function formatApproval(e: ApprovalEntry): string {
+  const approved = new Map(e.approvals.map((a) => [a.approver, a.at]));
+  const rejected = new Map(e.rejections.map((a) => [a.approver, a.at]));
+  const who = e.approvers
+    .map((a) => a.name + (approved.has(a.name) ? ` (approved ${approved.get(a.name)})` : rejected.has(a.name) ? ` (rejected ${rejected.get(a.name)})` : ""))
+    .join(", ");
+  const lines = [
+    `approval      ${e.id}`,
+    `status        ${e.status} (${e.approvals.length} of ${e.quorum} approvals)`,
+    `type          ${e.type}`,
+    `summary       ${e.summary}`,
+    `pubkey        ${e.pubkey}`,
+    `signing root  ${e.signing_root}`,
+    `rule          ${e.rule_id}`,
+    `client        ${e.client ?? "-"}`,
+    `created       ${e.created}`,
+    ...(e.approved_at ? [`approved at   ${e.approved_at}`] : []),
+    ...(e.rejected_at ? [`rejected at   ${e.rejected_at}`] : []),
+    ...(e.expires_at ? [`${e.status === "approved" ? "signable until" : "expires      "} ${e.expires_at}`] : []),
+    `approvers     ${who}`,
+  ];
+  if (e.content !== null && e.content !== undefined) {
+    lines.push("content");
+    lines.push(...JSON.stringify(e.content, null, 2).split("\n").map((l) => "  " + l));
+  }
+  return lines.join("\n") + "\n";
+}
+
+export async function approvalsList(flags: AdminFlags, print: Print = stdout): Promise<ApprovalEntry[]> {
+  const list = await call<ApprovalEntry[]>(flags, "GET", route());
+  if (!Array.isArray(list)) throw new VigilError("unavailable", "BAD_RESPONSE", "the approvals list is not an array");
+  if (list.length === 0) print("no approvals\n");
+  for (const e of list) print(`${e.id}  ${e.status.padEnd(8)}  ${e.approvals.length}/${e.quorum}  ${e.created}  ${e.type}  ${e.summary}\n`);
+  return list;
+}
+
+export async function approvalsShow(flags: AdminFlags & { id: string }, print: Print = stdout): Promise<ApprovalEntry> {
+  const e = await call<ApprovalEntry>(flags, "GET", route(flags.id));
+  print(formatApproval(e));
+  return e;
+}
+
+/** Which approver of `entry` the key belongs to (`name` given: checked against the entry's set). */
+function approverFor(entry: ApprovalEntry, key: KeyObject, name: string | undefined): string {
+  const mine = publicKeyBase64(key);
+  if (name !== undefined) {
+    checkApproverName(name);
+    const a = entry.approvers.find((x) => x.name === name);
+    if (!a) throw new VigilError("bad_request", "UNKNOWN_APPROVER", `${name} is not an approver of ${entry.id} (approvers: ${entry.approvers.map((x) => x.name).join(", ")})`);
+    if (a.public_key !== mine) throw new VigilError("bad_request", "WRONG_APPROVER_KEY", `this key (${mine}) is not ${name}'s key in the policy (${a.public_key})`);
+    return name;
+  }
+  const a = entry.approvers.find((x) => x.public_key === mine);
+  if (!a) throw new VigilError("bad_request", "UNKNOWN_APPROVER", `this key (${mine}) belongs to no approver of ${entry.id} (approvers: ${entry.approvers.map((x) => x.name).join(", ")})`);
+  return a.name;
+}
+
+async function decide(verdict: ApprovalVerdict, flags: AdminFlags & { id: string; key: string; name?: string }, print: Print): Promise<ApprovalState> {
+  const key = loadApproverPrivateKey(flags.key);
+  const entry = await call<ApprovalEntry>(flags, "GET", route(flags.id));
+  // The id binds pubkey, signing root and rule: refuse an answer that does not hold together.
+  if (entry.id !== flags.id || approvalId(entry.pubkey, entry.signing_root, entry.rule_id) !== entry.id) {
+    throw new VigilError("unavailable", "BAD_RESPONSE", `the server's entry ${entry.id} does not match its pubkey, signing root and rule; not signing`);
+  }
+  const approver = approverFor(entry, key, flags.name);
+  const signature = signApproval(key, approvalMessage(entry.id, entry.pubkey, entry.signing_root, verdict));
+  print(`${verdict === "approve" ? "approving" : "rejecting"} as ${approver}: ${entry.type} ${entry.summary}\n  pubkey ${entry.pubkey}\n  signing root ${entry.signing_root}\n`);
+  const state = await call<ApprovalState>(flags, "POST", route(entry.id, verdict), { approver, signature });
+  print(describeState(state) + "\n");
+  return state;
+}
+
+export function approvalsApprove(flags: AdminFlags & { id: string; key: string; name?: string }, print: Print = stdout): Promise<ApprovalState> {
+  return decide("approve", flags, print);
+}
+
+export function approvalsReject(flags: AdminFlags & { id: string; key: string; name?: string }, print: Print = stdout): Promise<ApprovalState> {
+  return decide("reject", flags, print);
+}
+
+// ---------------------------------------------------------------- policy sign | verify
+
+function readBytes(file: string, what: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw new VigilError("bad_request", "FILE_UNREADABLE", `cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** Signs `policy` with the key file as approver `name`: creates `<policy>.sig.json` or adds to it. */
+export function policySign(opts: { policy: string; key: string; name: string }, print: Print = stdout): PolicySignatureFile {
+  const text = readBytes(opts.policy, "policy");
+  const key = loadApproverPrivateKey(opts.key);
+  const sigFile = signatureFileFor(opts.policy);
+  let existing: PolicySignatureFile | null = null;
+  if (fs.existsSync(sigFile)) existing = parsePolicySignatureFile(readBytes(sigFile, "signature file").toString("utf8"));
+  const doc = addPolicySignature(existing, text, signPolicy(text, key, opts.name));
+  const tmp = `${sigFile}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(doc, null, 2) + "\n", { mode: 0o644 });
+  fs.renameSync(tmp, sigFile);
+  print(
+    `signed ${opts.policy} (sha256 ${doc.policy_sha256}) as ${opts.name} (key ${publicKeyBase64(key)})\n` +
+      `${sigFile}: ${doc.signatures.length} signature${doc.signatures.length === 1 ? "" : "s"} (${doc.signatures.map((s) => s.approver).join(", ")})\n`,
+  );
+  return doc;
+}
+
+/**
+ * Verifies `<policy>.sig.json` against the approvers and `policy_changes.required_signatures` of
+ * the policy file `against` (the RUNNING one). Prints the result; POLICY_SIGNATURES_INVALID when the
+ * new policy would be refused.
+ */
+export function policyVerify(opts: { policy: string; against: string }, print: Print = stdout): PolicyVerification {
+  const text = readBytes(opts.policy, "policy");
+  const running = readApproverSettings(readBytes(opts.against, "running policy"));
+  const sigFile = signatureFileFor(opts.policy);
+  const sigText = fs.existsSync(sigFile) ? readBytes(sigFile, "signature file").toString("utf8") : null;
+  if (running.requiredSignatures === null) {
+    print(`${path.basename(opts.against)} does not require signed policy changes: ${opts.policy} would be accepted without signatures\n`);
+    if (sigText === null || Object.keys(running.approvers).length === 0) return { ok: true, valid: [], problems: [] };
+    const v = verifyPolicySignatures(text, sigText, running.approvers, 1);
+    print(`signatures: ${v.valid.length ? v.valid.join(", ") : "none valid"}\n`);
+    for (const p of v.problems) print(`  - ${p}\n`);
+    return { ok: true, valid: v.valid, problems: v.problems };
+  }
+  if (sigText === null) {
+    const problems = [`no signature file ${sigFile}; ${running.requiredSignatures} approver signatures are required (vigil policy sign)`];
+    print(`REFUSED ${opts.policy}\n  - ${problems[0]}\n`);
+    throw new VigilError("bad_request", "POLICY_SIGNATURES_INVALID", problems[0]);
+  }
+  const v = verifyPolicySignatures(text, sigText, running.approvers, running.requiredSignatures);
+  print(
+    `${v.ok ? "OK" : "REFUSED"} ${opts.policy}: ${v.valid.length} of ${running.requiredSignatures} required signatures` +
+      (v.valid.length ? ` (${v.valid.join(", ")})` : "") +
+      "\n",
+  );
+  for (const p of v.problems) print(`  - ${p}\n`);
+  if (!v.ok) throw new VigilError("bad_request", "POLICY_SIGNATURES_INVALID", `${opts.policy} would be refused: ${v.problems.join("; ")}`);
+  return v;
+}
