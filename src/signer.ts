@@ -52,7 +52,11 @@ export class Signer {
     return this.gvr;
   }
 
-  async sign(pubkey: string, body: unknown): Promise<SignResult> {
+  /**
+   * @param authorize the operator's policy, asked once the request is decoded and its signing
+   *   root computed, before slashing protection records it; it throws to refuse.
+   */
+  async sign(pubkey: string, body: unknown, authorize?: (req: SignRequest, signingRoot: Uint8Array) => Promise<void>): Promise<SignResult> {
     if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
     const req = decodeSignRequest(body, this.network.slotsPerEpoch);
     const gvr = await this.expectedGvr(req);
@@ -61,6 +65,7 @@ export class Signer {
     if (carried && hex(carried) !== pubkey) {
       throw badRequest("PUBKEY_MISMATCH", `the ${req.type} names pubkey ${hex(carried)}, not the signing key ${pubkey}`);
     }
+    if (authorize) await authorize(req, signingRoot);
     await this.protect(pubkey, req, signingRoot);
     // Only now, with the decision durably recorded, is the signature made.
     const signature = await this.vault.signAsync(pubkey, signingRoot);

@@ -88,6 +88,10 @@ for (const file of ["web3signer-sign-examples.json", "remote-signing-api-sign-ex
           if (named?.pubkey && named.pubkey !== pubkey) {
             // The example names another validator's key: Vigil will not sign it with this one.
             assertError(res, 400, "PUBKEY_MISMATCH");
+          } else if (c.type === "VOLUNTARY_EXIT") {
+            // The default policy holds exits for approval and names no approvers: refused (403).
+            assertError(res, 403, "POLICY_REFUSED");
+            assert.equal(res.json.rule_id, "exits-need-approval");
           } else {
             assert.equal(res.status, 200, res.text);
             assert.equal(res.json.signature, c.derived_signature);

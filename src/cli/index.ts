@@ -36,6 +36,10 @@ function startOptions(cmd: Command): Command {
   .option("--db-schema <name>", "PostgreSQL schema for Vigil's tables (default public)")
   .option("--ha-group <name>", "active/standby group: only the holder of the group's lease signs (needs --db-url)")
   .option("--ha-lease-ms <ms>", "HA lease time-to-live (default 4000; failover within about this + 3 s)")
+    .option("--policy <file>", "operator policy (YAML); default: the policy accepted earlier, else the built-in one")
+    .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
+    .option("--tls-key <file>", "private key of --tls-cert (PEM)")
+    .option("--tls-client-ca <file>", "ask clients for certificates (policy identities by fingerprint)")
     .option("--config <file>", "YAML config file with any of these options (kebab-case keys)");
 }
 
@@ -209,5 +213,82 @@ storeOptions(slashing.command("watermark"))
       fail(e);
     }
   });
+
+/** Run an async CLI function and turn its errors into the usual one-line message and exit code 1. */
+const run = (fn: () => Promise<unknown>) => async () => {
+  try {
+    await fn();
+  } catch (e) {
+    fail(e);
+  }
+};
+const adminOptions = (cmd: Command): Command =>
+  cmd
+    .option("--url <url>", "the running Vigil", "http://127.0.0.1:9000")
+    .option("--token-file <file>", "admin bearer token (the Keymanager token)", `${DEFAULTS.dataDir}/api-token.txt`);
+
+const approvals = program.command("approvals").description("Requests the policy holds for approval (against a running instance)");
+adminOptions(approvals.command("list").description("List approval requests")).action(function (this: Command) {
+  return run(async () => (await import("./approvals.js")).approvalsList(this.opts()))();
+});
+adminOptions(approvals.command("show <id>").description("Show one request with its decoded content")).action(function (this: Command, id: string) {
+  return run(async () => (await import("./approvals.js")).approvalsShow({ ...this.opts(), id }))();
+});
+for (const verb of ["approve", "reject"] as const) {
+  adminOptions(approvals.command(`${verb} <id>`).description(`${verb === "approve" ? "Approve" : "Reject"} a request with your approver key (signed locally)`))
+    .requiredOption("--key <file>", "your approver private key (vigil approvers new)")
+    .option("--name <name>", "your approver name in the policy (default: found from the key)")
+    .action(function (this: Command, id: string) {
+      return run(async () => {
+        const m = await import("./approvals.js");
+        await (verb === "approve" ? m.approvalsApprove : m.approvalsReject)({ ...(this.opts() as { url: string; tokenFile: string; key: string; name?: string }), id });
+      })();
+    });
+}
+
+program
+  .command("approvers")
+  .description("Approver keys (Ed25519)")
+  .command("new")
+  .description("Write an approver key pair: <out>/<name>.key (0600) and <name>.pub")
+  .requiredOption("--name <name>", "approver name, as used in the policy")
+  .option("--out <dir>", "output directory", ".")
+  .action(function (this: Command) {
+    return run(async () => (await import("./approvals.js")).approversNew(this.opts() as { name: string; out?: string }))();
+  });
+
+const policyCmd = program.command("policy").description("Signed policy changes");
+policyCmd
+  .command("sign <policy>")
+  .description("Add your approver signature to <policy>.sig.json")
+  .requiredOption("--key <file>", "approver private key")
+  .requiredOption("--name <name>", "approver name")
+  .action(function (this: Command, policy: string) {
+    return run(async () => (await import("./approvals.js")).policySign({ policy, ...(this.opts() as { key: string; name: string }) }))();
+  });
+policyCmd
+  .command("verify <policy>")
+  .description("Check <policy>.sig.json against the approvers and quorum of the running policy")
+  .requiredOption("--against <file>", "the running policy (e.g. <data-dir>/policy.accepted.yaml)")
+  .action(function (this: Command, policy: string) {
+    return run(async () => (await import("./approvals.js")).policyVerify({ policy, against: (this.opts() as { against: string }).against }))();
+  });
+
+const audit = program.command("audit").description("The hash-chained audit log of every decision");
+const dataDirOption = (cmd: Command): Command => cmd.option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir);
+dataDirOption(audit.command("verify").description("Detect any edit, deletion or truncation"))
+  .option("--anchor <seq:hash>", "a head recorded elsewhere earlier (vigil audit head)")
+  .action(function (this: Command) {
+    return run(async () => (await import("./audit.js")).auditVerify(this.opts() as { dataDir: string; anchor?: string }))();
+  });
+dataDirOption(audit.command("tail").description("Show the latest decisions"))
+  .option("-n, --lines <n>", "how many", (v) => positiveInt(v, "--lines"), 20)
+  .option("-f, --follow", "keep printing new decisions")
+  .action(function (this: Command) {
+    return run(async () => (await import("./audit.js")).auditTail(this.opts() as { dataDir: string; lines: number; follow?: boolean }))();
+  });
+dataDirOption(audit.command("head").description("Print <seq>:<hash> of the last entry (copy it elsewhere as an anchor)")).action(function (this: Command) {
+  return run(async () => (await import("./audit.js")).auditHead(this.opts() as { dataDir: string }))();
+});
 
 await program.parseAsync(process.argv);

@@ -10,6 +10,8 @@ import { Reloader } from "../server/reload.js";
 import { VaultClient } from "../vault/client.js";
 import { API_TOKEN_FILE, DB_FILE } from "../config/files.js";
 import { loadOrCreateToken } from "../server/auth.js";
+import { ClientAuth } from "../server/clients.js";
+import fs from "node:fs";
 import path from "node:path";
 
 /** A database URL without its password, for logs. */
@@ -37,6 +39,7 @@ export async function start(opts: StartOptions): Promise<void> {
       dbSchema: opts.dbSchema,
       haGroup: opts.haGroup,
       haLeaseMs: opts.haLeaseMs,
+      policyFile: opts.policy,
       logLevel: opts.logLevel,
     },
     (why) => {
@@ -50,7 +53,16 @@ export async function start(opts: StartOptions): Promise<void> {
   if (created) log.info({ file: tokenFile }, "created the Keymanager API token");
   const metrics = new Metrics();
   const reload = new Reloader(() => vault.reload());
-  const app = buildApp({ vault, metrics, reload, apiToken }, { logger: log });
+  const { clients } = await vault.status();
+  const clientAuth = clients ? new ClientAuth(clients) : undefined;
+  const https = opts.tlsCert
+    ? {
+        cert: fs.readFileSync(opts.tlsCert),
+        key: fs.readFileSync(opts.tlsKey!),
+        ...(opts.tlsClientCa ? { ca: fs.readFileSync(opts.tlsClientCa) } : {}),
+      }
+    : undefined;
+  const app = buildApp({ vault, metrics, reload, apiToken, clientAuth }, { logger: log, https });
   const address = await app.listen({ host: opts.host, port: opts.port });
 
   const shutdown = async (signal: string): Promise<void> => {
@@ -71,7 +83,8 @@ export async function start(opts: StartOptions): Promise<void> {
     `Vigil is signing on ${address} for ${status.network} (genesis validators root ${status.genesisValidatorsRoot ?? "pinned by the first signing request"})`,
     `  keys loaded: ${keys.length}${dev ? " (DEV keys, generated for trying Vigil out: never deposit to them)" : ""}`,
     `  slashing protection: ${opts.dbUrl ? `PostgreSQL ${redact(opts.dbUrl)}` : path.resolve(opts.dataDir, DB_FILE)}`,
-    `  Keymanager API token: ${path.resolve(tokenFile)}`,
+    `  Keymanager and admin API token: ${path.resolve(tokenFile)}`,
+    `  policy: ${opts.policy ?? "built-in default (or the policy accepted earlier)"}${clients ? `; clients: ${clients.map((c) => c.name).join(", ")}` : ""}`,
   ];
   if (status.role !== "single") lines.push(`  HA group ${opts.haGroup}: ${status.role.toUpperCase()}${status.fence !== null ? ` (fence ${status.fence})` : ""}`);
   if (status.locked) lines.push("  LOCKED: waiting for the key store passphrase; signing answers 503 until then");

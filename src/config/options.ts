@@ -26,6 +26,13 @@ export interface StartOptions {
   haGroup?: string;
   /** HA lease time-to-live in ms. */
   haLeaseMs?: number;
+  /** Operator policy file. */
+  policy?: string;
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Ask clients for TLS certificates (identities by fingerprint); PEM CA file offered to clients. */
+  tlsClientCa?: string;
 }
 
 export const DEFAULTS: StartOptions = {
@@ -52,6 +59,10 @@ export const ENV: Record<keyof StartOptions, string> = {
   dbSchema: "VIGIL_DB_SCHEMA",
   haGroup: "VIGIL_HA_GROUP",
   haLeaseMs: "VIGIL_HA_LEASE_MS",
+  policy: "VIGIL_POLICY",
+  tlsCert: "VIGIL_TLS_CERT",
+  tlsKey: "VIGIL_TLS_KEY",
+  tlsClientCa: "VIGIL_TLS_CLIENT_CA",
 };
 
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
@@ -112,6 +123,8 @@ export function resolveStartOptions(
   }
   const result = opts as unknown as StartOptions;
   if (result.passwords && result.passwordFile) throw new OptionsError("give --passwords or --password-file, not both");
+  if (!!result.tlsCert !== !!result.tlsKey) throw new OptionsError("--tls-cert and --tls-key go together");
+  if (result.tlsClientCa && !result.tlsCert) throw new OptionsError("--tls-client-ca needs --tls-cert and --tls-key");
   if (result.haGroup && !result.dbUrl) throw new OptionsError("--ha-group needs --db-url (the lease lives in PostgreSQL)");
   if (result.keystores && !result.passwords && !result.passwordFile) {
     throw new OptionsError("--keystores needs --passwords <dir> or --password-file <file>");

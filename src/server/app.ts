@@ -8,6 +8,7 @@ import type { Reloader } from "./reload.js";
 import { eth2Routes } from "./routes/eth2.js";
 import { healthRoutes } from "./routes/health.js";
 import { keymanagerRoutes } from "./routes/keymanager.js";
+import { adminRoutes } from "./routes/admin.js";
 
 export interface AppContext {
   vault: VaultApi;
@@ -41,6 +42,9 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
   app.setNotFoundHandler(notFoundHandler);
   eth2Routes(app, ctx);
   healthRoutes(app, ctx);
-  if (ctx.apiToken) keymanagerRoutes(app, ctx, ctx.apiToken);
+  if (ctx.apiToken) {
+    keymanagerRoutes(app, ctx, ctx.apiToken);
+    adminRoutes(app, ctx, ctx.apiToken);
+  }
   return app;
 }

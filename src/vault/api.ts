@@ -53,6 +53,10 @@ export interface DeleteStatus {
 }
 
 export interface VaultApi {
+  listApprovals(): Promise<unknown[]>;
+  getApproval(id: string): Promise<unknown>;
+  approve(id: string, approver: string, signature: string): Promise<unknown>;
+  reject(id: string, approver: string, signature: string): Promise<unknown>;
   /** `client`: the authenticated client identity (a policy `clients` name), or null. */
   sign(pubkey: string, body: unknown, client?: string | null): Promise<SignOutcome>;
   listKeys(): Promise<KeyInfo[]>;
@@ -65,5 +69,16 @@ export interface VaultApi {
 }
 
 /** Operations of the IPC protocol, one per VaultApi method. */
-export const VAULT_OPS = ["sign", "listKeys", "status", "reload", "importKeystores", "deleteKeys"] as const;
+export const VAULT_OPS = [
+  "sign",
+  "listKeys",
+  "status",
+  "reload",
+  "importKeystores",
+  "deleteKeys",
+  "listApprovals",
+  "getApproval",
+  "approve",
+  "reject",
+] as const;
 export type VaultOp = (typeof VAULT_OPS)[number];

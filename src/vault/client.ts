@@ -104,6 +104,18 @@ export class VaultClient implements VaultApi {
   deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
     return this.call("deleteKeys", pubkeys);
   }
+  listApprovals(): Promise<unknown[]> {
+    return this.call("listApprovals");
+  }
+  getApproval(id: string): Promise<unknown> {
+    return this.call("getApproval", id);
+  }
+  approve(id: string, approver: string, signature: string): Promise<unknown> {
+    return this.call("approve", id, approver, signature);
+  }
+  reject(id: string, approver: string, signature: string): Promise<unknown> {
+    return this.call("reject", id, approver, signature);
+  }
 
   /** Stop the vault process (SIGTERM: it closes the database) and wait for it. */
   async close(): Promise<void> {

@@ -14,6 +14,8 @@ import { SealedKeyStore } from "../keys/sealed-store.js";
 import { SignPool } from "../keys/sign-pool.js";
 import pg from "pg";
 import { Lease, notActive } from "../ha/lease.js";
+import type { AuditRecord } from "../audit/log.js";
+import { Authority } from "./authority.js";
 import type { PostgresSlashingStore } from "../slashing/store/postgres.js";
 import { readPassphrase } from "../keys/unlock.js";
 import { KeyVault, type KeySource } from "../keys/vault.js";
@@ -41,6 +43,8 @@ export interface VaultConfig {
   haGroup?: string;
   /** Lease time-to-live in ms (failover happens within about this plus 3 s). */
   haLeaseMs?: number;
+  /** The operator's policy file (default: the policy accepted last time, else the built-in one). */
+  policyFile?: string;
 }
 
 /** Open the configured protection store: PostgreSQL when a URL is given, else SQLite in the data dir. */
@@ -77,6 +81,7 @@ export class VaultService implements VaultApi {
     readonly network: Network,
     readonly store: SlashingStore,
     private readonly log: Logger,
+    readonly authority: Authority,
   ) {
     this.signer = new Signer(network, store, this.keys);
   }
@@ -89,7 +94,15 @@ export class VaultService implements VaultApi {
       throw new VigilError("bad_request", "HA_NEEDS_POSTGRES", "--ha-group needs --db-url: the lease lives in the shared PostgreSQL database");
     }
     const store = await openStore(config);
-    const service = new VaultService(network, store, log);
+    let authority: Authority;
+    try {
+      authority = await Authority.open(config.dataDir, network, config.policyFile);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+    const service = new VaultService(network, store, log, authority);
+    log.info({ policy: authority.policySource, rules: authority.policy.rules.length }, "policy loaded");
     if (config.haGroup) {
       try {
         await service.joinHaGroup(config);
@@ -188,11 +201,67 @@ export class VaultService implements VaultApi {
     (this.store as PostgresSlashingStore).setFence(this.lease.fenceCheck);
   }
 
-  async sign(pubkey: string, body: unknown): Promise<SignOutcome> {
-    if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil to sign");
-    if (this.lease && this.lease.role !== "active") throw notActive(this.lease.opts.group);
-    const r = await this.signer.sign(pubkey, body);
-    return { type: r.type, signature: hex(r.signature), signingRoot: hex(r.signingRoot), summary: r.summary };
+  async sign(pubkey: string, body: unknown, client: string | null = null): Promise<SignOutcome> {
+    const rawType = (body as { type?: unknown } | null)?.type;
+    const audit: AuditRecord = {
+      client,
+      pubkey,
+      type: typeof rawType === "string" ? rawType.slice(0, 64) : "INVALID",
+      summary: "",
+      signingRoot: null,
+      ruleId: null,
+      outcome: "refused",
+    };
+    let verdict: ReturnType<Authority["decide"]> | null = null;
+    let result;
+    try {
+      if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil to sign");
+      if (this.lease && this.lease.role !== "active") throw notActive(this.lease.opts.group);
+      result = await this.signer.sign(pubkey, body, async (req, root) => {
+        Object.assign(audit, { type: req.type, summary: req.message.summary, signingRoot: hex(root) });
+        verdict = this.authority.decide(req, root, pubkey, client);
+        audit.ruleId = verdict.ruleId;
+      });
+    } catch (e) {
+      const err = e instanceof VigilError ? e : new VigilError("internal", "INTERNAL_ERROR", "internal error");
+      audit.outcome = err.code === "APPROVAL_REQUIRED" ? "approval_required" : "refused";
+      audit.ruleId = (err.details?.rule_id as string | undefined) ?? audit.ruleId;
+      audit.code = err.code;
+      audit.message = err.message.slice(0, 500);
+      await this.authority.audit.record(audit); // the refusal is audited before it is answered
+      throw e;
+    }
+    const v = verdict as ReturnType<Authority["decide"]> | null;
+    audit.outcome = v?.outcome ?? "allowed";
+    if (v?.warnings.length) audit.message = v.warnings.map((w) => `${w.ruleId}: ${w.message}`).join("; ").slice(0, 500);
+    // No signature leaves before its decision is in the audit log.
+    await this.authority.audit.record(audit);
+    return {
+      type: result.type,
+      signature: hex(result.signature),
+      signingRoot: hex(result.signingRoot),
+      summary: result.summary,
+      ruleId: v?.ruleId,
+      warnings: v?.warnings ?? [],
+    };
+  }
+
+  async listApprovals(): Promise<unknown[]> {
+    return this.authority.approvals.list(Date.now());
+  }
+
+  async getApproval(id: string): Promise<unknown> {
+    const e = this.authority.approvals.get(id, Date.now());
+    if (!e) throw new VigilError("not_found", "APPROVAL_NOT_FOUND", `no approval ${id}`);
+    return e;
+  }
+
+  async approve(id: string, approver: string, signature: string): Promise<unknown> {
+    return this.authority.approvals.approve(id, approver, signature, Date.now());
+  }
+
+  async reject(id: string, approver: string, signature: string): Promise<unknown> {
+    return this.authority.approvals.reject(id, approver, signature, Date.now());
   }
 
   async listKeys(): Promise<KeyInfo[]> {
@@ -215,7 +284,9 @@ export class VaultService implements VaultApi {
       genesisValidatorsRoot: gvr ? hex(gvr) : null,
       role: this.lease ? this.lease.role : "single",
       fence: this.lease?.fencingNumber ?? null,
-      clients: null,
+      clients: this.authority.policy.clients.size
+        ? [...this.authority.policy.clients.values()].map((c) => ({ ...c }))
+        : null,
     };
   }
 
@@ -319,5 +390,6 @@ export class VaultService implements VaultApi {
     this.sealed?.close();
     await this.store.close();
     await this.pool?.close();
+    await this.authority.close();
   }
 }

@@ -5,6 +5,7 @@ import { pubkeyFromSecret } from "../../src/keys/keystore.js";
 import { buildApp } from "../../src/server/app.js";
 import { Metrics } from "../../src/server/metrics.js";
 import { Reloader } from "../../src/server/reload.js";
+import { ClientAuth } from "../../src/server/clients.js";
 import { VaultService, type VaultConfig } from "../../src/vault/service.js";
 
 export interface TestServer {
@@ -32,7 +33,9 @@ export async function startTestServer(
   const vault = await VaultService.open({ network, ...vaultConfig, dataDir });
   for (const s of secrets) vault.keys.add("keystore", { pubkey: pubkeyFromSecret(s), secret: Uint8Array.from(s), origin: "test" });
   const reload = new Reloader(() => vault.reload());
-  const app = buildApp({ vault, metrics: new Metrics(), reload, apiToken });
+  const { clients } = await vault.status();
+  const clientAuth = clients ? new ClientAuth(clients) : undefined;
+  const app = buildApp({ vault, metrics: new Metrics(), reload, apiToken, clientAuth });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   return {
     url,

@@ -1,0 +1,99 @@
+/**
+ * The vault's authority over each request: the operator's policy (with M-of-N approvals) and
+ * the hash-chained audit log. Every decision that reaches the vault is audited before the
+ * answer leaves.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { AuditLog, type AuditEntry } from "../audit/log.js";
+import type { Network } from "../config/networks.js";
+import { VigilError } from "../errors.js";
+import type { SignRequest } from "../eth2/decode.js";
+import { ApprovalQueue } from "../policy/approvals.js";
+import { defaultPolicy } from "../policy/default-policy.js";
+import { evaluatePolicy } from "../policy/evaluate.js";
+import { parsePolicy, type Policy } from "../policy/policy.js";
+import { checkPolicyChange, readApproverSettings, signatureFileFor } from "../policy/signed-policy.js";
+import type { PolicyWarning, RequestFacts } from "../policy/types.js";
+
+export const ACCEPTED_POLICY_FILE = "policy.accepted.yaml";
+const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
+
+export type Outcome = AuditEntry["outcome"];
+
+/**
+ * Load the policy: `--policy <file>` or, without it, the policy accepted last time (so that
+ * dropping the flag cannot loosen the rules), or the built-in default. When the accepted policy
+ * requires signatures for changes, a different file must carry them (`<file>.sig.json`).
+ */
+export function loadPolicy(dataDir: string, file?: string): { policy: Policy; source: string } {
+  const acceptedPath = path.join(dataDir, ACCEPTED_POLICY_FILE);
+  const accepted = fs.existsSync(acceptedPath) ? fs.readFileSync(acceptedPath, "utf8") : null;
+  if (!file) {
+    if (accepted !== null) return { policy: parsePolicy(accepted, acceptedPath), source: `${acceptedPath} (accepted earlier)` };
+    return { policy: defaultPolicy(), source: "built-in default" };
+  }
+  const text = fs.readFileSync(file, "utf8");
+  const policy = parsePolicy(text, file);
+  if (accepted !== null && accepted !== text) {
+    const sigFile = signatureFileFor(file);
+    const sig = fs.existsSync(sigFile) ? fs.readFileSync(sigFile, "utf8") : null;
+    checkPolicyChange(text, sig, readApproverSettings(accepted)); // throws unless the running policy's approvers signed
+  }
+  if (accepted !== text) {
+    const tmp = `${acceptedPath}.tmp`;
+    fs.writeFileSync(tmp, text, { mode: 0o600 });
+    fs.renameSync(tmp, acceptedPath);
+  }
+  return { policy, source: file };
+}
+
+export class Authority {
+  private constructor(
+    readonly policy: Policy,
+    readonly policySource: string,
+    readonly audit: AuditLog,
+    readonly approvals: ApprovalQueue,
+    private readonly network: Network,
+  ) {}
+
+  static async open(dataDir: string, network: Network, policyFile?: string): Promise<Authority> {
+    const { policy, source } = loadPolicy(dataDir, policyFile);
+    const audit = await AuditLog.open(dataDir);
+    return new Authority(policy, source, audit, ApprovalQueue.open(dataDir), network);
+  }
+
+  /** The policy's verdict for a decoded request; throws 403 to refuse or to ask for approvals. */
+  decide(req: SignRequest, signingRoot: Uint8Array, pubkey: string, client: string | null): { ruleId: string; warnings: PolicyWarning[]; outcome: Outcome } {
+    const facts: RequestFacts = { type: req.type, pubkey, client, signingRoot: hex(signingRoot), summary: req.message.summary, fields: req.message.fields };
+    const d = evaluatePolicy(this.policy, facts, {
+      genesisTime: this.network.genesisTime,
+      secondsPerSlot: this.network.secondsPerSlot,
+      slotsPerEpoch: this.network.slotsPerEpoch,
+      nowMs: Date.now(),
+    });
+    if (d.outcome === "allow") return { ruleId: d.ruleId, warnings: d.warnings, outcome: d.warnings.length ? "warned" : "allowed" };
+    if (d.outcome === "refuse") throw new VigilError("forbidden", "POLICY_REFUSED", d.message, { rule_id: d.ruleId });
+    const approvers = d.approvers.map((name) => this.policy.approvers.get(name)).filter((a) => a !== undefined);
+    if (approvers.length < d.quorum || d.quorum < 1) {
+      throw new VigilError("forbidden", "POLICY_REFUSED", `policy rule "${d.ruleId}" requires approval, but the policy names too few approvers to reach a quorum of ${d.quorum}`, { rule_id: d.ruleId });
+    }
+    const state = this.approvals.request(
+      { ...facts, ruleId: d.ruleId, quorum: d.quorum, approvers, expirySeconds: d.expirySeconds, content: facts.fields },
+      Date.now(),
+    );
+    if (state.status === "approved") return { ruleId: d.ruleId, warnings: d.warnings, outcome: "approved" };
+    throw new VigilError(
+      "forbidden",
+      state.status === "rejected" ? "APPROVAL_REJECTED" : "APPROVAL_REQUIRED",
+      state.status === "rejected"
+        ? `approval ${state.id} was rejected`
+        : `policy rule "${d.ruleId}" requires ${d.quorum} approval(s): npx vigil approvals approve ${state.id} --key <approver key>`,
+      { rule_id: d.ruleId, approval_id: state.id, signing_root: facts.signingRoot, summary: facts.summary, approvals: state.approvals, quorum: state.quorum },
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.audit.close();
+  }
+}
