@@ -64,7 +64,7 @@
  * - A rule after an enforce rule with an empty `match` can never be reached: error.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import { toChecksumAddress } from "../keys/deposit.js";
 import { Alias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Scalar, type YAMLMap, type YAMLSeq } from "yaml";
 import { REQUEST_TYPES, type RequestType } from "../eth2/request.js";
 import { VigilError } from "../errors.js";
@@ -295,17 +295,6 @@ class Reader {
     if (!/^[0-9a-fA-F]{64}$/.test(h)) this.fail(node, path, `expected a SHA-256 digest (64 hex digits), got "${s}"`);
     return h.toLowerCase();
   }
-}
-
-/** EIP-55 mixed-case checksum encoding of 40 lower-case hex digits. */
-function toChecksumAddress(lowerHex40: string): string {
-  const hash = keccak_256(Buffer.from(lowerHex40, "ascii"));
-  let out = "0x";
-  for (let i = 0; i < 40; i++) {
-    const nibble = (hash[i >> 1] >> (i % 2 === 0 ? 4 : 0)) & 0xf;
-    out += nibble >= 8 ? lowerHex40[i].toUpperCase() : lowerHex40[i];
-  }
-  return out;
 }
 
 const TOP_KEYS = ["version", "groups", "clients", "approvers", "approvals", "policy_changes", "rules"] as const;
