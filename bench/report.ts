@@ -54,6 +54,8 @@ export interface Memory {
 
 export interface SigningSection {
   keys: number;
+  /** The protection store: SQLite in the data dir, or a shared PostgreSQL (--pg). */
+  engine?: "sqlite" | "postgres";
   storeWriteMs: number;
   warmup: RunResult;
   runs: SigningRun[];
@@ -148,7 +150,7 @@ export function renderMarkdown(r: Results): string {
   }
 
   for (const s of r.signing) {
-    L.push(`## Attestation signing, ${n0(s.keys)} keys (SQLite WAL, synchronous=FULL)`, "");
+    L.push(`## Attestation signing, ${n0(s.keys)} keys (${engineLabel(s)})`, "");
     L.push(
       `Warm-up (one request per key, 64 in flight): ${n0(s.warmup.ok)}/${n0(s.warmup.sent)} signed, ${n0(s.warmup.okPerSecond)}/s, p99 ${ms(s.warmup.latency.p99Ms)}, errors ${errs(s.warmup.errors)}.`,
       "",
@@ -249,14 +251,19 @@ export function renderMarkdown(r: Results): string {
   return L.join("\n") + "\n";
 }
 
+const engineLabel = (s: SigningSection): string =>
+  s.engine === "postgres" ? "PostgreSQL, synchronous_commit on" : "SQLite WAL, synchronous=FULL";
+
 /** The targets, judged on the measurements. */
 export function targets(r: Results): Target[] {
   const T: Target[] = [];
   for (const s of r.signing) {
+    const pg = s.engine === "postgres";
     const sat = s.runs.find((x) => x.name === "saturation");
-    if (sat) T.push({ measure: `attestations/s at saturation, ${s.keys.toLocaleString("en-US")} keys`, target: "≥ 3,500/s and ≥ 70 % of ceiling", measured: `${Math.round(sat.okPerSecond).toLocaleString("en-US")}/s (${(sat.ratioToCeiling * 100).toFixed(0)} %)`, pass: sat.okPerSecond >= 3500 && sat.ratioToCeiling >= 0.7 && Object.keys(sat.errors).length === 0 });
+    if (sat && !pg) T.push({ measure: `attestations/s at saturation, ${s.keys.toLocaleString("en-US")} keys`, target: "≥ 3,500/s and ≥ 70 % of ceiling", measured: `${Math.round(sat.okPerSecond).toLocaleString("en-US")}/s (${(sat.ratioToCeiling * 100).toFixed(0)} %)`, pass: sat.okPerSecond >= 3500 && sat.ratioToCeiling >= 0.7 && Object.keys(sat.errors).length === 0 });
     const at1k = s.runs.find((x) => x.name === "open 1000/s");
-    if (at1k) T.push({ measure: `p99 at 1,000 req/s, ${s.keys.toLocaleString("en-US")} keys`, target: "< 5 ms", measured: `${at1k.latency.p99Ms.toFixed(2)} ms`, pass: at1k.latency.p99Ms < 5 && Object.keys(at1k.errors).length === 0 });
+    const bound = pg ? 10 : 5;
+    if (at1k) T.push({ measure: `p99 at 1,000 req/s, ${s.keys.toLocaleString("en-US")} keys, ${pg ? "PostgreSQL" : "SQLite"}`, target: `< ${bound} ms`, measured: `${at1k.latency.p99Ms.toFixed(2)} ms`, pass: at1k.latency.p99Ms < bound && Object.keys(at1k.errors).length === 0 });
   }
   const x = r.interchange;
   if (x) {

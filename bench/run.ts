@@ -35,6 +35,8 @@ const S = {
   pbkdf2Keystores: quick ? 50 : 1000,
   interchange: { validators: quick ? 1000 : 10_000, blocks: 50, attestations: 50 },
   skip: (flag("--skip") ?? "").split(",").filter(Boolean), // signing, keystores, interchange
+  /** --pg <url>: also measure signing with the shared PostgreSQL store (a fresh schema per run). */
+  pgUrl: flag("--pg"),
   quietCores: DISTURBED,
   quietWaitMs: Number(flag("--quiet-wait") ?? (quick ? 30 : 180)) * 1000, // in all
   startTimeoutMs: 120_000,
@@ -82,11 +84,12 @@ async function stopAll(v: Running): Promise<void> {
 }
 
 /** Start Vigil on a sealed store of `keys` keys: start-up, warm-up, the loads, memory, then a restart. */
-async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: number, out: Results): Promise<void> {
-  const dataDir = path.join(work, `sealed-${keys}`);
+async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: number, out: Results, engine: "sqlite" | "postgres" = "sqlite"): Promise<void> {
+  const dataDir = path.join(work, `sealed-${keys}-${engine}`);
   log(`${keys} keys: generating and sealing`);
   const { pubkeys, ms: storeWriteMs } = await writeSealedStore(dataDir, randomSecrets(keys), PASSPHRASE);
   const args = ["--network", "minimal", "--data-dir", dataDir, "--unlock", `env:${PASSPHRASE_ENV}`];
+  if (engine === "postgres") args.push("--db-url", S.pgUrl!, "--db-schema", `bench_${stamp.toLowerCase().replace(/[^a-z0-9]/g, "_")}_${keys}`);
   const env = { [PASSPHRASE_ENV]: PASSPHRASE };
 
   await waitQuiet(`${keys} keys`, out);
@@ -103,7 +106,7 @@ async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: n
     await lg.call({ op: "init", url: v.url, pubkeys, template: t, firstEpoch: 2 });
     log(`${keys} keys: warm-up (one request per key)`);
     const warmup = await lg.call({ op: "each", concurrency: S.concurrency });
-    const section: SigningSection = { keys, storeWriteMs, warmup, runs: [], memoryAtStart: memAtStart, peakReset, memory: null as never, recordsInDb: 1 + warmup.ok };
+    const section: SigningSection = { keys, engine, storeWriteMs, warmup, runs: [], memoryAtStart: memAtStart, peakReset, memory: null as never, recordsInDb: 1 + warmup.ok };
     out.signing.push(section);
     const loads: { name: string; offered: string; cmd: Command }[] = [
       ...S.rates.map((rate) => ({ name: `open ${rate}/s`, offered: `${rate}/s`, cmd: { op: "open", rate, durationMs: S.durationMs } as Command })),
@@ -250,6 +253,9 @@ async function main(): Promise<void> {
   const ceiling = results.ceiling?.ceilingPerSecond ?? NaN;
   const lg = new LoadGen();
   if (!S.skip.includes("signing")) for (const keys of S.keyCounts) await step(`signing with ${keys} keys`, () => signingSection(keys, template, lg, ceiling, results));
+  if (!S.skip.includes("signing") && S.pgUrl) {
+    for (const keys of S.keyCounts) await step(`signing with ${keys} keys on PostgreSQL`, () => signingSection(keys, template, lg, ceiling, results, "postgres"));
+  }
   lg.child.disconnect();
   if (!S.skip.includes("keystores")) await step("keystore start-up", () => keystoreStartup(template, results));
   if (!S.skip.includes("interchange")) await step("interchange import", () => interchangeImport(template, results));
