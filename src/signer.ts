@@ -56,7 +56,13 @@ export class Signer {
    * @param authorize the operator's policy, asked once the request is decoded and its signing
    *   root computed, before slashing protection records it; it throws to refuse.
    */
-  async sign(pubkey: string, body: unknown, authorize?: (req: SignRequest, signingRoot: Uint8Array) => Promise<void>): Promise<SignResult> {
+  async sign(
+    pubkey: string,
+    body: unknown,
+    authorize?: (req: SignRequest, signingRoot: Uint8Array) => Promise<void>,
+    /** Called once the decision is recorded, before signing; its promise must settle before the signature is returned. */
+    onDecided?: () => Promise<void>,
+  ): Promise<SignResult> {
     if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
     const req = decodeSignRequest(body, this.network.slotsPerEpoch);
     const gvr = await this.expectedGvr(req);
@@ -67,8 +73,11 @@ export class Signer {
     }
     if (authorize) await authorize(req, signingRoot);
     await this.protect(pubkey, req, signingRoot);
-    // Only now, with the decision durably recorded, is the signature made.
+    // Only now, with the decision durably recorded, is the signature made (while onDecided runs).
+    const decided = onDecided?.();
+    decided?.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
     const signature = await this.vault.signAsync(pubkey, signingRoot);
+    await decided;
     return { type: req.type, signingRoot, signature, summary: req.message.summary };
   }
 

@@ -213,16 +213,30 @@ export class VaultService implements VaultApi {
       outcome: "refused",
     };
     let verdict: ReturnType<Authority["decide"]> | null = null;
+    let audited = false;
     let result;
     try {
       if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil to sign");
       if (this.lease && this.lease.role !== "active") throw notActive(this.lease.opts.group);
-      result = await this.signer.sign(pubkey, body, async (req, root) => {
-        Object.assign(audit, { type: req.type, summary: req.message.summary, signingRoot: hex(root) });
-        verdict = this.authority.decide(req, root, pubkey, client);
-        audit.ruleId = verdict.ruleId;
-      });
+      result = await this.signer.sign(
+        pubkey,
+        body,
+        async (req, root) => {
+          Object.assign(audit, { type: req.type, summary: req.message.summary, signingRoot: hex(root) });
+          verdict = this.authority.decide(req, root, pubkey, client);
+          audit.ruleId = verdict.ruleId;
+        },
+        // The decision is final once slashing protection recorded it: audit it while BLS signs.
+        () => {
+          const v = verdict as ReturnType<Authority["decide"]> | null;
+          audit.outcome = v?.outcome ?? "allowed";
+          if (v?.warnings.length) audit.message = v.warnings.map((w) => `${w.ruleId}: ${w.message}`).join("; ").slice(0, 500);
+          audited = true;
+          return this.authority.audit.record({ ...audit });
+        },
+      );
     } catch (e) {
+      if (audited) throw e; // decided and audited as allowed; signing or the audit write failed: no signature
       const err = e instanceof VigilError ? e : new VigilError("internal", "INTERNAL_ERROR", "internal error");
       audit.outcome = err.code === "APPROVAL_REQUIRED" ? "approval_required" : "refused";
       audit.ruleId = (err.details?.rule_id as string | undefined) ?? audit.ruleId;
@@ -232,10 +246,7 @@ export class VaultService implements VaultApi {
       throw e;
     }
     const v = verdict as ReturnType<Authority["decide"]> | null;
-    audit.outcome = v?.outcome ?? "allowed";
-    if (v?.warnings.length) audit.message = v.warnings.map((w) => `${w.ruleId}: ${w.message}`).join("; ").slice(0, 500);
-    // No signature leaves before its decision is in the audit log.
-    await this.authority.audit.record(audit);
+    // No signature has left before its decision was in the audit log (awaited inside signer.sign).
     return {
       type: result.type,
       signature: hex(result.signature),
