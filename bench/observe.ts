@@ -6,7 +6,7 @@ import path from "node:path";
 import type { Command, RunResult } from "./loadgen.js";
 import { cpuSeconds, memory, StateSampler, systemCpu, threadCpu } from "./proc.js";
 import type { Cpu, Memory } from "./report.js";
-import { repoRoot, type Running } from "./vigil.js";
+import { profileArgs, repoRoot, type Running } from "./vigil.js";
 
 /** Machine facts for the result document. */
 export function machine(repoRoot: string): Record<string, unknown> {
@@ -44,7 +44,7 @@ export function machine(repoRoot: string): Record<string, unknown> {
 
 /** The load generator process; one command at a time. */
 export class LoadGen {
-  readonly child: ChildProcess = fork(path.join(repoRoot, "dist", "bench", "loadgen.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  readonly child: ChildProcess = fork(path.join(repoRoot, "dist", "bench", "loadgen.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: profileArgs() });
   call<T = RunResult>(cmd: Command): Promise<T> {
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null): void => reject(new Error(`load generator exited (${code})`));

@@ -22,9 +22,14 @@ process.on("exit", () => {
 });
 
 /** This environment without anything that changes how Vigil starts. */
+/** VIGIL_BENCH_PROFILE=<dir>: every Vigil process (and the load generator) writes a V8 CPU profile there. */
+export const profileArgs = (): string[] =>
+  process.env.VIGIL_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.VIGIL_BENCH_PROFILE}`] : [];
+
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("VIGIL_") && k !== "LODESTAR_PRESET") env[k] = v;
+  // VIGIL_SIGNING_* tune the vault for an experiment; every other VIGIL_ variable is dropped.
+  for (const [k, v] of Object.entries(process.env)) if ((!k.startsWith("VIGIL_") || k.startsWith("VIGIL_SIGNING_")) && k !== "LODESTAR_PRESET") env[k] = v;
   return { ...env, ...extra };
 }
 
@@ -42,7 +47,7 @@ export interface Running {
 
 export async function startVigil(args: string[], env: Record<string, string>, timeoutMs: number): Promise<Running> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [cliPath, "start", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...args], {
+  const proc = spawn(process.execPath, [...profileArgs(), cliPath, "start", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...args], {
     cwd: repoRoot,
     env: cleanEnv(env),
     stdio: ["ignore", "pipe", "pipe"],

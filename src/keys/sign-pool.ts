@@ -1,22 +1,32 @@
 /**
  * BLS signing off the event loop: a pool of worker threads inside the vault process, so every
  * core signs while the main thread decodes requests and runs slashing protection. Jobs queued
- * in one turn of the event loop go to the workers in batches (one message per worker).
+ * in one turn of the event loop go to the workers in batches (one message per worker), as key
+ * slots and packed roots in transferred buffers: nothing per job is cloned.
  */
 import { Worker } from "node:worker_threads";
 import { VigilError } from "../errors.js";
 import type { WorkerRequest, WorkerResponse } from "./sign-worker.js";
 
+/** A BLS signature (compressed G2 point). */
+export const SIGNATURE_BYTES = 96;
 const WORKER = new URL("./sign-worker.js", import.meta.url);
+
+type Job = { slot: number; root: Uint8Array; resolve: (s: Uint8Array) => void; reject: (e: unknown) => void };
 
 export class SignPool {
   private readonly workers: Worker[];
-  private readonly pending = new Map<number, { resolve: (s: Uint8Array) => void; reject: (e: unknown) => void }>();
-  private queue: { id: number; pubkey: string; root: Uint8Array }[] = [];
+  /** Each key's slot in the workers' key tables. */
+  private readonly slots = new Map<string, number>();
+  private nextSlot = 0;
+  private queue: Job[] = [];
+  /** Batches sent to a worker and not fully answered yet. */
+  private readonly batches = new Map<number, { jobs: Job[]; left: number }>();
+  private nextBatch = 1;
   private scheduled = false;
-  private nextId = 1;
   private next = 0;
   private broken: string | null = null;
+  private closing = false;
 
   constructor(readonly size: number) {
     this.workers = Array.from({ length: size }, () => {
@@ -36,20 +46,28 @@ export class SignPool {
   /** Give every worker a copy of these keys; the caller's buffers are zeroed. */
   add(keys: { pubkey: string; secret: Uint8Array }[]): void {
     if (keys.length === 0) return;
-    this.post({ op: "add", keys }); // structured clone copies the bytes now
+    const slotted = keys.map((k) => {
+      let slot = this.slots.get(k.pubkey);
+      if (slot === undefined) this.slots.set(k.pubkey, (slot = this.nextSlot++));
+      return { slot, secret: k.secret };
+    });
+    this.post({ op: "add", keys: slotted }); // structured clone copies the bytes now
     for (const k of keys) k.secret.fill(0);
   }
 
   remove(pubkeys: string[]): void {
-    if (pubkeys.length > 0) this.post({ op: "remove", pubkeys });
+    const slots = pubkeys.map((pk) => this.slots.get(pk)).filter((s): s is number => s !== undefined);
+    for (const pk of pubkeys) this.slots.delete(pk);
+    if (slots.length > 0) this.post({ op: "remove", slots });
   }
 
   sign(pubkey: string, root: Uint8Array): Promise<Uint8Array> {
     if (this.broken) return Promise.reject(new VigilError("internal", "SIGNER_THREAD_FAILED", `a signing thread failed: ${this.broken}`));
-    const id = this.nextId++;
+    const slot = this.slots.get(pubkey);
+    if (slot === undefined) return Promise.reject(new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`));
+    if (root.length !== 32) return Promise.reject(new VigilError("internal", "INVALID_ROOT", "a signing root is 32 bytes"));
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, pubkey, root });
+      this.queue.push({ slot, root, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.dispatch());
@@ -64,30 +82,42 @@ export class SignPool {
     this.queue = [];
     const per = Math.ceil(jobs.length / this.workers.length);
     for (let i = 0; i < jobs.length; i += per) {
-      this.workers[this.next].postMessage({ op: "sign", jobs: jobs.slice(i, i + per) } satisfies WorkerRequest);
+      const part = jobs.slice(i, i + per);
+      const slots = new Int32Array(part.length);
+      const roots = new Uint8Array(part.length * 32);
+      part.forEach((j, k) => {
+        slots[k] = j.slot;
+        roots.set(j.root, k * 32);
+      });
+      const batch = this.nextBatch++;
+      this.batches.set(batch, { jobs: part, left: part.length });
+      this.workers[this.next].postMessage({ op: "sign", batch, slots, roots } satisfies WorkerRequest, [slots.buffer, roots.buffer]);
       this.next = (this.next + 1) % this.workers.length;
     }
   }
 
   private onResults(m: WorkerResponse): void {
-    for (const r of m.results) {
-      const p = this.pending.get(r.id);
-      if (!p) continue;
-      this.pending.delete(r.id);
-      if (r.signature) p.resolve(r.signature);
-      else p.reject(new VigilError("not_found", "KEY_NOT_FOUND", "the key was removed"));
+    const b = this.batches.get(m.batch);
+    if (!b) return;
+    for (let i = 0; i < m.missing.length; i++) {
+      const job = b.jobs[m.from + i];
+      if (m.missing[i]) job.reject(new VigilError("not_found", "KEY_NOT_FOUND", "the key was removed"));
+      else job.resolve(m.signatures.slice(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES));
     }
+    b.left -= m.missing.length;
+    if (b.left <= 0) this.batches.delete(m.batch);
   }
 
   /** A dead signing thread breaks the pool for good: nothing is signed by a partial pool. */
   private failAll(why: string): void {
     if (this.closing) return;
     this.broken ??= why;
-    for (const p of this.pending.values()) p.reject(new VigilError("internal", "SIGNER_THREAD_FAILED", `a signing thread failed: ${why}`));
-    this.pending.clear();
+    const err = new VigilError("internal", "SIGNER_THREAD_FAILED", `a signing thread failed: ${why}`);
+    for (const b of this.batches.values()) for (const j of b.jobs) j.reject(err);
+    this.batches.clear();
+    for (const j of this.queue) j.reject(err);
+    this.queue = [];
   }
-
-  private closing = false;
 
   async close(): Promise<void> {
     this.closing = true;

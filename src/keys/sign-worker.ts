@@ -2,32 +2,53 @@
  * A BLS signing thread of the vault process. It holds copies of the secret keys (sent by the
  * vault's main thread, zeroed after use) and signs batches of signing roots that the main
  * thread sends only after slashing protection has durably recorded them.
+ *
+ * A batch is compact: key slots (Int32Array) and roots (32 bytes each) in transferred buffers;
+ * answers carry signatures (96 bytes each) the same way, a few at a time so that the first
+ * signatures of a large batch do not wait for the last.
  */
 import { parentPort } from "node:worker_threads";
 import { SecretKey } from "@chainsafe/blst";
+import { SIGNATURE_BYTES } from "./sign-pool.js";
 
 export type WorkerRequest =
-  | { op: "add"; keys: { pubkey: string; secret: Uint8Array }[] }
-  | { op: "remove"; pubkeys: string[] }
-  | { op: "sign"; jobs: { id: number; pubkey: string; root: Uint8Array }[] };
+  | { op: "add"; keys: { slot: number; secret: Uint8Array }[] }
+  | { op: "remove"; slots: number[] }
+  | { op: "sign"; batch: number; slots: Int32Array; roots: Uint8Array };
 
-export type WorkerResponse = { results: { id: number; signature?: Uint8Array; missing?: true }[] };
+/** Signatures for jobs [from, from + count) of `batch`; `missing[i]` = 1 when that key was removed. */
+export type WorkerResponse = { batch: number; from: number; signatures: Uint8Array; missing: Uint8Array };
 
-const keys = new Map<string, SecretKey>();
+/** Answer after this many signatures (≈ 1.6 ms of work at most). */
+const ANSWER_EVERY = 4;
+
+const keys: (SecretKey | undefined)[] = [];
+
+function answer(batch: number, from: number, sigs: Uint8Array<ArrayBuffer>, missing: Uint8Array<ArrayBuffer>): void {
+  parentPort!.postMessage({ batch, from, signatures: sigs, missing } satisfies WorkerResponse, [sigs.buffer, missing.buffer]);
+}
 
 parentPort!.on("message", (m: WorkerRequest) => {
   if (m.op === "add") {
     for (const k of m.keys) {
-      keys.set(k.pubkey, SecretKey.fromBytes(k.secret));
+      keys[k.slot] = SecretKey.fromBytes(k.secret);
       k.secret.fill(0);
     }
   } else if (m.op === "remove") {
-    for (const pk of m.pubkeys) keys.delete(pk);
+    for (const slot of m.slots) keys[slot] = undefined;
   } else {
-    const results = m.jobs.map((j) => {
-      const sk = keys.get(j.pubkey);
-      return sk ? { id: j.id, signature: sk.sign(j.root).toBytes() } : { id: j.id, missing: true as const };
-    });
-    parentPort!.postMessage({ results } satisfies WorkerResponse);
+    const n = m.slots.length;
+    for (let from = 0; from < n; from += ANSWER_EVERY) {
+      const count = Math.min(ANSWER_EVERY, n - from);
+      const sigs = new Uint8Array(count * SIGNATURE_BYTES);
+      const missing = new Uint8Array(count);
+      for (let i = 0; i < count; i++) {
+        const j = from + i;
+        const sk = keys[m.slots[j]];
+        if (sk) sigs.set(sk.sign(m.roots.subarray(j * 32, j * 32 + 32)).toBytes(), i * SIGNATURE_BYTES);
+        else missing[i] = 1;
+      }
+      answer(m.batch, from, sigs, missing);
+    }
   }
 });
