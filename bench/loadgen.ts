@@ -1,6 +1,7 @@
 /**
- * The load generator: its own process (child_process.fork), a keep-alive HTTP client (node:http
- * Agent, keepAlive, maxSockets 64) sending unique, non-slashable ATTESTATION sign requests.
+ * The load generator: its own process (child_process.fork), a small keep-alive HTTP/1.1 client on
+ * raw sockets (at most 64 connections, one request in flight on each) sending unique,
+ * non-slashable ATTESTATION sign requests.
  *
  * Request i goes to key i mod N (round-robin); each key's target epoch increases by one per
  * request (source = target - 1, slot = first slot of the target epoch, a fresh beacon_block_root).
@@ -14,7 +15,7 @@
  *   {op:"each", concurrency}        closed loop, exactly one request per key (warm-up)
  *   → RunResult (below)
  */
-import http from "node:http";
+import net from "node:net";
 import { attestationBody, type Template } from "./requests.js";
 import { summarize, type Summary } from "./stats.js";
 
@@ -44,7 +45,7 @@ export interface RunResult {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
-const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const MAX_SOCKETS = 64;
 let target: URL;
 let pubkeys: string[] = [];
 let template: Template;
@@ -60,44 +61,110 @@ function nextRequest(): { path: string; body: string } {
   return { path: `/api/v1/eth2/sign/${pubkeys[k]}`, body: attestationBody(template, e, ++blockRoot) };
 }
 
-/** One request; resolves with "200" or an error label, never rejects. */
-function send(req: { path: string; body: string }): Promise<string> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const done = (label: string): void => {
-      if (!settled) (settled = true), resolve(label);
+const CRLF2 = Buffer.from("\r\n\r\n");
+
+/**
+ * One keep-alive HTTP/1.1 connection with one request at a time (as validator clients do), on a
+ * raw socket: the client's own CPU per request stays small, since it shares the machine's cores
+ * with Vigil. Answers are framed by Content-Length (Vigil always sends it).
+ */
+class Conn {
+  private buf: Buffer = Buffer.alloc(0);
+  private done: ((label: string, body: Buffer) => void) | null = null;
+  startedAt = 0;
+  closed = false;
+  constructor(readonly socket: net.Socket) {
+    socket.setNoDelay(true);
+    socket.on("data", (d: Buffer) => this.onData(d));
+    const fail = (why: string): void => {
+      this.closed = true;
+      this.finish(why, Buffer.alloc(0));
     };
-    const r = http.request(
-      {
-        agent,
-        host: target.hostname,
-        port: target.port,
-        method: "POST",
-        path: req.path,
-        headers: { "content-type": "application/json", accept: "application/json", "content-length": Buffer.byteLength(req.body) },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          if (res.statusCode === 200) return done("200");
-          let code = "";
-          try {
-            code = String(JSON.parse(Buffer.concat(chunks).toString("utf8")).code ?? "");
-          } catch {
-            /* not JSON */
-          }
-          done(`${res.statusCode}${code ? " " + code : ""}`);
-        });
-        res.on("error", (e: NodeJS.ErrnoException) => done(`ERR ${e.code ?? e.message}`));
-      },
+    socket.on("error", (e: NodeJS.ErrnoException) => fail(`ERR ${e.code ?? e.message}`));
+    socket.on("close", () => fail("ERR ECONNRESET"));
+  }
+  request(path: string, body: string, done: (label: string, body: Buffer) => void): void {
+    this.done = done;
+    this.startedAt = performance.now();
+    const len = Buffer.byteLength(body);
+    this.socket.write(
+      `POST ${path} HTTP/1.1\r\nHost: ${target.host}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: ${len}\r\n\r\n${body}`,
     );
-    r.setTimeout(REQUEST_TIMEOUT_MS, () => {
-      done("timeout");
-      r.destroy();
+  }
+  private onData(d: Buffer): void {
+    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+    const end = this.buf.indexOf(CRLF2);
+    if (end < 0) return;
+    const head = this.buf.toString("latin1", 0, end);
+    const status = head.slice(9, 12);
+    const m = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+    const bodyLen = m ? Number(m[1]) : 0;
+    if (this.buf.length < end + 4 + bodyLen) return;
+    const body = this.buf.subarray(end + 4, end + 4 + bodyLen);
+    this.buf = Buffer.alloc(0);
+    this.finish(status, body);
+  }
+  finish(label: string, body: Buffer): void {
+    const done = this.done;
+    this.done = null;
+    if (done) done(label, body);
+  }
+  get busy(): boolean {
+    return this.done !== null;
+  }
+}
+
+const idle: Conn[] = [];
+const all = new Set<Conn>();
+const waiting: (() => void)[] = [];
+
+/** Requests that take longer than REQUEST_TIMEOUT_MS fail as "timeout" and their connection is dropped. */
+setInterval(() => {
+  const now = performance.now();
+  for (const c of all) {
+    if (c.busy && now - c.startedAt > REQUEST_TIMEOUT_MS) {
+      c.finish("timeout", Buffer.alloc(0));
+      c.socket.destroy();
+    }
+  }
+}, 1000).unref();
+
+function connection(): Promise<Conn> {
+  for (;;) {
+    const c = idle.pop();
+    if (!c) break;
+    if (!c.closed) return Promise.resolve(c);
+    all.delete(c);
+  }
+  if (all.size < MAX_SOCKETS) {
+    const c = new Conn(net.connect(Number(target.port), target.hostname));
+    all.add(c);
+    return Promise.resolve(c);
+  }
+  return new Promise((resolve) => waiting.push(() => resolve(connection())));
+}
+
+function release(c: Conn): void {
+  if (c.closed) all.delete(c);
+  else idle.push(c);
+  waiting.shift()?.();
+}
+
+/** One request; resolves with "200" or an error label, never rejects. */
+async function send(req: { path: string; body: string }): Promise<string> {
+  const c = await connection();
+  return new Promise((resolve) => {
+    c.request(req.path, req.body, (status, body) => {
+      release(c);
+      if (status === "200" || !/^\d{3}$/.test(status)) return resolve(status);
+      let code = "";
+      try {
+        code = String(JSON.parse(body.toString("utf8")).code ?? "");
+      } catch {
+        /* not JSON */
+      }
+      resolve(`${status}${code ? " " + code : ""}`);
     });
-    r.on("error", (e: NodeJS.ErrnoException) => done(`ERR ${e.code ?? e.message}`));
-    r.end(req.body);
   });
 }
 

@@ -44,7 +44,11 @@ export function machine(repoRoot: string): Record<string, unknown> {
 
 /** The load generator process; one command at a time. */
 export class LoadGen {
-  readonly child: ChildProcess = fork(path.join(repoRoot, "dist", "bench", "loadgen.js"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: profileArgs() });
+  readonly child: ChildProcess = fork(path.join(repoRoot, "dist", "bench", "loadgen.js"), [], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: profileArgs(),
+    serialization: "advanced", // keeps NaN (the summary of a run without one success)
+  });
   call<T = RunResult>(cmd: Command): Promise<T> {
     return new Promise((resolve, reject) => {
       const onExit = (code: number | null): void => reject(new Error(`load generator exited (${code})`));

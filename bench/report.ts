@@ -238,7 +238,7 @@ export function renderMarkdown(r: Results): string {
 
   L.push("## Notes", "");
   L.push(
-    "- All traffic on 127.0.0.1. Load generator: its own process, node:http keep-alive agent (64 sockets); unique non-slashable ATTESTATION requests, keys round-robin, target epoch +1 per key per request.",
+    "- All traffic on 127.0.0.1. Load generator: its own process, a keep-alive HTTP/1.1 client on raw sockets (at most 64 connections, one request in flight on each); unique non-slashable ATTESTATION requests, keys round-robin, target epoch +1 per key per request.",
     "- Open-loop latency is measured from each request's *scheduled* send time (client-side queueing included); closed-loop latency from the send. Every sample counts: nothing is capped or dropped. Any non-200 is an error. " +
       "\"client lag\" = how late the load generator issued requests against their schedule (part of the latency). " +
       "\"Vigil's p50 / p99\" = bucket bounds from Vigil's own `vigil_sign_duration_seconds` histogram (sign route handler in the HTTP process: vault round trip included, HTTP parsing excluded).",

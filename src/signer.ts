@@ -1,5 +1,6 @@
 /**
- * The signing pipeline: decode → check network → protect + record → sign.
+ * The signing pipeline: decode → check network → protect + record → sign (BLS overlaps the
+ * record's commit; no signature is returned before the decision is durable).
  * Knows nothing of HTTP; every refusal is a VigilError with a stable code.
  */
 import type { Network } from "./config/networks.js";
@@ -8,7 +9,7 @@ import { decodeSignRequest, type SignRequest } from "./eth2/decode.js";
 import type { RequestType } from "./eth2/request.js";
 import { computeRequestSigningRoot } from "./eth2/signing-root.js";
 import type { KeyVault } from "./keys/vault.js";
-import type { SlashingStore } from "./slashing/store/store.js";
+import type { OnTentative, SlashingStore } from "./slashing/store/store.js";
 
 export interface SignResult {
   type: RequestType;
@@ -60,7 +61,7 @@ export class Signer {
     pubkey: string,
     body: unknown,
     authorize?: (req: SignRequest, signingRoot: Uint8Array) => Promise<void>,
-    /** Called once the decision is recorded, before signing; its promise must settle before the signature is returned. */
+    /** Called once slashing protection allowed the request (possibly while its commit runs), as signing starts; its promise must settle before the signature is returned. */
     onDecided?: () => Promise<void>,
   ): Promise<SignResult> {
     if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
@@ -72,12 +73,19 @@ export class Signer {
       throw badRequest("PUBKEY_MISMATCH", `the ${req.type} names pubkey ${hex(carried)}, not the signing key ${pubkey}`);
     }
     if (authorize) await authorize(req, signingRoot);
-    await this.protect(pubkey, req, signingRoot);
-    // Only now, with the decision durably recorded, is the signature made (while onDecided runs).
-    const decided = onDecided?.();
-    decided?.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
-    const signature = await this.vault.signAsync(pubkey, signingRoot);
-    await decided;
+    // BLS signing (and onDecided) may start as soon as slashing protection has decided, while its
+    // commit runs; the signature is returned only once that decision is durable.
+    let started: Promise<[Uint8Array, void]> | null = null;
+    const start = (): Promise<[Uint8Array, void]> => {
+      if (started) return started;
+      started = Promise.all([this.vault.signAsync(pubkey, signingRoot), onDecided?.()]);
+      started.catch(() => undefined); // awaited below, unless the commit fails first
+      return started;
+    };
+    await this.protect(pubkey, req, signingRoot, (d) => {
+      if (d.allowed) start();
+    });
+    const [signature] = await start();
     return { type: req.type, signingRoot, signature, summary: req.message.summary };
   }
 
@@ -95,17 +103,19 @@ export class Signer {
     return this.gvr;
   }
 
-  private async protect(pubkey: string, req: SignRequest, signingRoot: Uint8Array): Promise<void> {
+  /** Resolves once the decision to sign is durably recorded (or at once when the type has no slashing rule); throws a refusal. */
+  private async protect(pubkey: string, req: SignRequest, signingRoot: Uint8Array, onTentative: OnTentative): Promise<void> {
     const p = req.message.protection;
     if (!p) return;
     const decision =
       p.kind === "block"
-        ? await this.store.checkAndRecordBlock(pubkey, protectedNumber(p.slot, "slot"), signingRoot)
+        ? await this.store.checkAndRecordBlock(pubkey, protectedNumber(p.slot, "slot"), signingRoot, onTentative)
         : await this.store.checkAndRecordAttestation(
             pubkey,
             protectedNumber(p.sourceEpoch, "source epoch"),
             protectedNumber(p.targetEpoch, "target epoch"),
             signingRoot,
+            onTentative,
           );
     if (!decision.allowed) throw new VigilError("slashing", decision.rule, decision.message);
   }

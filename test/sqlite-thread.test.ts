@@ -12,6 +12,7 @@ import type { Worker } from "node:worker_threads";
 import { VigilError } from "../src/errors.js";
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import { ThreadedSqliteStore } from "../src/slashing/store/sqlite-thread.js";
+import type { Decision } from "../src/slashing/types.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-sqlite-thread-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -100,4 +101,55 @@ test("a database that cannot be opened fails open() with a clear error", async (
   const file = path.join(dir, "slashing.sqlite");
   fs.writeFileSync(file, "this is not an SQLite database, it is long enough to have a header".repeat(20), { mode: 0o600 });
   await assert.rejects(ThreadedSqliteStore.open(file), isVigilError("unavailable", "SLASHING_DB_ERROR"));
+});
+
+test("tentative decisions: told before the commit, identical to the durable one; a failed commit rejects them all and records nothing", async () => {
+  const file = dbFile();
+  const told: Decision[] = [];
+  let resolvedEarly = false;
+  const ok = openSqliteStore(file);
+  await ok.bindGenesisValidatorsRoot(root(7));
+  const p = ok.checkAndRecordAttestation(pubkey(1), 1, 2, root(1), (d) => told.push(d));
+  void p.then(() => (resolvedEarly = told.length === 0));
+  const d = await p;
+  assert.equal(resolvedEarly, false);
+  assert.deepEqual(told, [d]);
+  await ok.close();
+
+  // The same database behind a COMMIT that fails (fault injected just before it): the tentative
+  // "allowed" was told, yet the promise rejects 'unavailable' and the database has no record of it.
+  let tentative: Decision | null = null;
+  const failing = openSqliteStore(file, () => {
+    throw new Error("injected: the disk is full");
+  });
+  await assert.rejects(
+    failing.checkAndRecordAttestation(pubkey(1), 2, 3, root(2), (t) => (tentative = t)),
+    isVigilError("unavailable", "SLASHING_DB_ERROR"),
+  );
+  assert.equal((tentative as Decision | null)?.allowed, true);
+  await failing.close();
+  const again = openSqliteStore(file);
+  const doc = await again.exportInterchange();
+  await again.close();
+  assert.deepEqual(
+    doc.data[0].signed_attestations.map((a) => a.target_epoch),
+    ["2"],
+  );
+});
+
+test("tentative decisions cross the store thread before the durable answer", async () => {
+  const store = await ThreadedSqliteStore.open(dbFile());
+  try {
+    await store.bindGenesisValidatorsRoot(root(7));
+    const order: string[] = [];
+    const calls = [1, 2, 3].map((t) =>
+      store.checkAndRecordAttestation(pubkey(1), t - 1, t, root(t), (d) => order.push(`tentative ${t} ${d.allowed}`)).then((d) => order.push(`durable ${t} ${d.allowed}`)),
+    );
+    // A double vote in the same group: refused tentatively and durably.
+    calls.push(store.checkAndRecordAttestation(pubkey(1), 0, 1, root(9), (d) => order.push(`tentative x ${d.allowed}`)).then((d) => order.push(`durable x ${d.allowed}`)));
+    await Promise.all(calls);
+    for (const t of ["1", "2", "3", "x"]) assert.ok(order.indexOf(`tentative ${t} ${t !== "x"}`) < order.indexOf(`durable ${t} ${t !== "x"}`), order.join(", "));
+  } finally {
+    await store.close();
+  }
 });

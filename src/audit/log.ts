@@ -521,7 +521,12 @@ export class AuditLog {
       this.waiters = [];
       try {
         if (this.failure) throw this.failure;
-        const { size } = await this.fh.stat();
+        const buf = Buffer.from(lines.join("\n") + "\n", "utf8");
+        await writeFully(this.fh, buf);
+        this.stats.writes++;
+        this.size += buf.length;
+        // The size check runs beside the fdatasync (one thread-pool round trip less than before the write).
+        const [{ size }] = await Promise.all([this.fh.stat(), this.datasync(this.fh)]);
         if (size !== this.size) {
           throw new VigilError(
             "unavailable",
@@ -529,11 +534,6 @@ export class AuditLog {
             `audit log ${this.file} was changed by someone else (size ${size}, expected ${this.size}): another process writes it, or it was truncated`,
           );
         }
-        const buf = Buffer.from(lines.join("\n") + "\n", "utf8");
-        await writeFully(this.fh, buf);
-        this.stats.writes++;
-        this.size += buf.length;
-        await this.datasync(this.fh);
         this.stats.syncs++;
         this.durable = head;
         this.durableSize = this.size;

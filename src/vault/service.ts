@@ -232,7 +232,7 @@ export class VaultService implements VaultApi {
           verdict = this.authority.decide(req, root, pubkey, client);
           audit.ruleId = verdict.ruleId;
         },
-        // The decision is final once slashing protection recorded it: audit it while BLS signs.
+        // Slashing protection allowed it (its commit may still be running): audit it while BLS signs.
         () => {
           const v = verdict as ReturnType<Authority["decide"]> | null;
           audit.outcome = v?.outcome ?? "allowed";
@@ -242,8 +242,14 @@ export class VaultService implements VaultApi {
         },
       );
     } catch (e) {
-      if (audited) throw e; // decided and audited as allowed; signing or the audit write failed: no signature
       const err = e instanceof VigilError ? e : new VigilError("internal", "INTERNAL_ERROR", "internal error");
+      if (audited) {
+        // Audited as allowed, then the protection commit, signing or the audit write failed: no signature
+        // left. Say so in the log too (best effort: a failed audit log already refuses everything).
+        const failed: AuditRecord = { ...audit, outcome: "refused", code: err.code, message: `not signed after all: ${err.message}`.slice(0, 500) };
+        await this.authority.audit.record(failed).catch(() => undefined);
+        throw e;
+      }
       audit.outcome = err.code === "APPROVAL_REQUIRED" ? "approval_required" : "refused";
       audit.ruleId = (err.details?.rule_id as string | undefined) ?? audit.ruleId;
       audit.code = err.code;

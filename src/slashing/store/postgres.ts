@@ -30,7 +30,7 @@ import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS } fro
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
-import type { SlashingStore } from "./store.js";
+import type { OnTentative, SlashingStore } from "./store.js";
 
 /**
  * Most decisions one group commit takes (default). Each distinct validator of a batch holds an advisory lock until
@@ -181,8 +181,8 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
   return store;
 }
 
-type BlockRequest = { type: "block"; pk: string; slot: number; root: Buffer | null };
-type AttestationRequest = { type: "attestation"; pk: string; source: number; target: number; root: Buffer | null };
+type BlockRequest = { type: "block"; pk: string; slot: number; root: Buffer | null; onTentative?: OnTentative };
+type AttestationRequest = { type: "attestation"; pk: string; source: number; target: number; root: Buffer | null; onTentative?: OnTentative };
 type Request = BlockRequest | AttestationRequest;
 interface Pending {
   req: Request;
@@ -330,19 +330,25 @@ export class PostgresSlashingStore implements SlashingStore {
     await this.tx((c) => this.bindGvrIn(c, gvr));
   }
 
-  async checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null): Promise<Decision> {
+  async checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision> {
     const pk = checkPubkey(pubkey);
     checkEpochOrSlot(slot, "slot");
     const root = bytea(checkRoot(signingRoot, "signing root"));
-    return this.enqueue({ type: "block", pk, slot, root });
+    return this.enqueue({ type: "block", pk, slot, root, onTentative });
   }
 
-  async checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null): Promise<Decision> {
+  async checkAndRecordAttestation(
+    pubkey: string,
+    source: number,
+    target: number,
+    signingRoot: Uint8Array | null,
+    onTentative?: OnTentative,
+  ): Promise<Decision> {
     const pk = checkPubkey(pubkey);
     checkEpochOrSlot(source, "source epoch");
     checkEpochOrSlot(target, "target epoch");
     const root = bytea(checkRoot(signingRoot, "signing root"));
-    return this.enqueue({ type: "attestation", pk, source, target, root });
+    return this.enqueue({ type: "attestation", pk, source, target, root, onTentative });
   }
 
   private enqueue(req: Request): Promise<Decision> {
@@ -376,7 +382,7 @@ export class PostgresSlashingStore implements SlashingStore {
     });
   }
 
-  /** One group commit: locks (sorted), fence, history, decisions in queue order, inserts, COMMIT. */
+  /** One group commit: locks (sorted), fence, history, decisions in queue order (told tentatively), inserts, COMMIT. */
   private async decideBatch(reqs: Request[]): Promise<Decision[]> {
     const pubkeys = [...new Set(reqs.map((r) => r.pk))];
     const keys = [...new Set(pubkeys.map((pk) => this.validatorKey(pk)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -516,6 +522,15 @@ export class PostgresSlashingStore implements SlashingStore {
           record(req.pk);
         }
         return d;
+      });
+
+      // Tell the decisions now (the signer may start BLS work); none resolves before the COMMIT below.
+      decisions.forEach((d, i) => {
+        try {
+          reqs[i].onTentative?.(d);
+        } catch {
+          /* a listener's failure does not change the decision */
+        }
       });
 
       // Record: new validators first, then the records.

@@ -7,7 +7,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { VigilError } from "../../errors.js";
-import type { Decision, ImportSummary, Interchange, SlashingStore, Watermark, WatermarkSetting } from "./store.js";
+import type { Decision, ImportSummary, Interchange, OnTentative, SlashingStore, Watermark, WatermarkSetting } from "./store.js";
 import type { StoreCall, StoreMethod, StoreReply, StoreWorkerMessage } from "./sqlite-worker.js";
 
 const WORKER = new URL("./sqlite-worker.js", import.meta.url);
@@ -16,7 +16,7 @@ const WORKER = new URL("./sqlite-worker.js", import.meta.url);
 const own = (b: Uint8Array | null): Uint8Array | null => (b === null || b.byteLength === b.buffer.byteLength ? b : b.slice());
 
 export class ThreadedSqliteStore implements SlashingStore {
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; onTentative?: OnTentative }>();
   private outbox: StoreCall[] = [];
   private scheduled = false;
   private nextId = 1;
@@ -24,8 +24,8 @@ export class ThreadedSqliteStore implements SlashingStore {
 
   private constructor(private readonly worker: Worker) {
     worker.on("message", (m: StoreWorkerMessage) => {
-      if (!("replies" in m)) return;
-      for (const r of m.replies) this.settle(r);
+      if ("replies" in m) for (const r of m.replies) this.settle(r);
+      else if ("tentative" in m) for (const t of m.tentative) this.pending.get(t.id)?.onTentative?.(t.decision);
     });
     worker.on("error", (e) => this.die(e.message));
     worker.on("exit", (code) => this.die(`exit code ${code}`));
@@ -68,12 +68,12 @@ export class ThreadedSqliteStore implements SlashingStore {
     this.pending.clear();
   }
 
-  private call<T>(method: StoreMethod | "close", ...args: unknown[]): Promise<T> {
+  private call<T>(method: StoreMethod | "close", args: unknown[] = [], onTentative?: OnTentative): Promise<T> {
     if (this.dead) return Promise.reject(unavailable(`the slashing database thread stopped (${this.dead})`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.outbox.push({ id, method, args });
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onTentative });
+      this.outbox.push(onTentative ? { id, method, args, tentative: true } : { id, method, args });
       if (this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => {
@@ -89,25 +89,26 @@ export class ThreadedSqliteStore implements SlashingStore {
     return this.call("getGenesisValidatorsRoot");
   }
   bindGenesisValidatorsRoot(gvr: Uint8Array): Promise<void> {
-    return this.call("bindGenesisValidatorsRoot", gvr instanceof Uint8Array ? own(gvr) : gvr);
+    return this.call("bindGenesisValidatorsRoot", [gvr instanceof Uint8Array ? own(gvr) : gvr]);
   }
-  checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null): Promise<Decision> {
-    return this.call("checkAndRecordBlock", pubkey, slot, signingRoot instanceof Uint8Array ? own(signingRoot) : signingRoot);
+  checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision> {
+    return this.call("checkAndRecordBlock", [pubkey, slot, signingRoot instanceof Uint8Array ? own(signingRoot) : signingRoot], onTentative);
   }
-  checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null): Promise<Decision> {
-    return this.call("checkAndRecordAttestation", pubkey, source, target, signingRoot instanceof Uint8Array ? own(signingRoot) : signingRoot);
+  checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision> {
+    const root = signingRoot instanceof Uint8Array ? own(signingRoot) : signingRoot;
+    return this.call("checkAndRecordAttestation", [pubkey, source, target, root], onTentative);
   }
   importInterchange(doc: Interchange): Promise<ImportSummary> {
-    return this.call("importInterchange", doc);
+    return this.call("importInterchange", [doc]);
   }
   exportInterchange(pubkeys?: string[]): Promise<Interchange> {
-    return this.call("exportInterchange", pubkeys);
+    return this.call("exportInterchange", [pubkeys]);
   }
   setWatermark(w: WatermarkSetting): Promise<void> {
-    return this.call("setWatermark", w);
+    return this.call("setWatermark", [w]);
   }
   getWatermarks(pubkey?: string): Promise<Watermark[]> {
-    return this.call("getWatermarks", pubkey);
+    return this.call("getWatermarks", [pubkey]);
   }
 
   /** Decide what is queued, close the database, end the thread. */

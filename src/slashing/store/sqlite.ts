@@ -11,7 +11,7 @@ import { applicableWatermarks, checkAttestation, checkBlock } from "../rules.js"
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
-import type { SlashingStore } from "./store.js";
+import type { OnTentative, SlashingStore } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
 /** Most decisions one group commit takes. */
@@ -48,8 +48,8 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 /** Open (creating if needed, mode 0600) the SQLite slashing-protection database at `file`. */
-export function openSqliteStore(file: string): SqliteSlashingStore {
-  return new SqliteSlashingStore(file);
+export function openSqliteStore(file: string, beforeCommit?: () => void): SqliteSlashingStore {
+  return new SqliteSlashingStore(file, beforeCommit);
 }
 
 type Stmt = Database.Statement<unknown[]>;
@@ -61,11 +61,15 @@ function blob(root: SigningRoot): Buffer | null {
 export class SqliteSlashingStore implements SlashingStore {
   private readonly db: Database.Database;
   private readonly s: Record<string, Stmt>;
-  private pending: { decide: () => Decision; resolve: (d: Decision) => void; reject: (e: unknown) => void }[] = [];
+  private pending: { decide: () => Decision; onTentative?: OnTentative; resolve: (d: Decision) => void; reject: (e: unknown) => void }[] = [];
   private flushScheduled = false;
   private closed = false;
 
-  constructor(readonly file: string) {
+  /** @param beforeCommit called after a group's tentative decisions were told, before its COMMIT (the store thread posts them then). */
+  constructor(
+    readonly file: string,
+    private readonly beforeCommit?: () => void,
+  ) {
     if (file !== ":memory:") {
       fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
       try {
@@ -87,6 +91,9 @@ export class SqliteSlashingStore implements SlashingStore {
     }
     const p = (sql: string): Stmt => this.db.prepare(sql);
     this.s = {
+      begin: p("BEGIN IMMEDIATE"),
+      commit: p("COMMIT"),
+      rollback: p("ROLLBACK"),
       getMeta: p("SELECT value FROM metadata WHERE key = ?").pluck(),
       setMeta: p("INSERT INTO metadata (key, value) VALUES (?, ?)"),
       validatorId: p("SELECT id FROM validators WHERE pubkey = ?").pluck(),
@@ -198,7 +205,7 @@ export class SqliteSlashingStore implements SlashingStore {
     this.guard(() => this.db.transaction(() => this.bindGvr(gvr)).immediate());
   }
 
-  async checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null): Promise<Decision> {
+  async checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision> {
     const pk = checkPubkey(pubkey);
     checkEpochOrSlot(slot, "slot");
     const root = blob(checkRoot(signingRoot, "signing root"));
@@ -214,10 +221,16 @@ export class SqliteSlashingStore implements SlashingStore {
       );
       if (decision.allowed && !decision.repeat) this.s.insertBlock.run(id ?? this.validatorId(pk, true), slot, root);
       return decision;
-    });
+    }, onTentative);
   }
 
-  async checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null): Promise<Decision> {
+  async checkAndRecordAttestation(
+    pubkey: string,
+    source: number,
+    target: number,
+    signingRoot: Uint8Array | null,
+    onTentative?: OnTentative,
+  ): Promise<Decision> {
     const pk = checkPubkey(pubkey);
     checkEpochOrSlot(source, "source epoch");
     checkEpochOrSlot(target, "target epoch");
@@ -241,18 +254,19 @@ export class SqliteSlashingStore implements SlashingStore {
       );
       if (decision.allowed && !decision.repeat) this.s.insertAtt.run(id ?? this.validatorId(pk, true), source, target, root);
       return decision;
-    });
+    }, onTentative);
   }
 
   /**
    * Group commit: decisions requested in the same turn of the event loop are made one after
    * another inside ONE `BEGIN IMMEDIATE` transaction and share its durable commit (one fsync).
-   * None resolves before that commit; if it fails, none is allowed (all reject 'unavailable').
+   * Their tentative decisions are told before the COMMIT; none resolves before it. If the commit
+   * fails, none is allowed (all reject 'unavailable').
    */
-  private enqueue(decide: () => Decision): Promise<Decision> {
+  private enqueue(decide: () => Decision, onTentative?: OnTentative): Promise<Decision> {
     if (this.closed) return Promise.reject(new VigilError("unavailable", "SLASHING_DB_ERROR", "slashing database is closed"));
     return new Promise((resolve, reject) => {
-      this.pending.push({ decide, resolve, reject });
+      this.pending.push({ decide, onTentative, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -270,7 +284,25 @@ export class SqliteSlashingStore implements SlashingStore {
     if (batch.length === 0) return;
     let decisions: Decision[];
     try {
-      decisions = this.guard(() => this.db.transaction(() => batch.map((b) => b.decide())).immediate());
+      decisions = this.guard(() => {
+        this.s.begin.run();
+        try {
+          const made = batch.map((b) => b.decide());
+          made.forEach((d, i) => {
+            try {
+              batch[i].onTentative?.(d);
+            } catch {
+              /* a listener's failure does not change the decision */
+            }
+          });
+          this.beforeCommit?.();
+          this.s.commit.run();
+          return made;
+        } catch (e) {
+          if (this.db.inTransaction) this.s.rollback.run();
+          throw e;
+        }
+      });
     } catch (e) {
       for (const b of batch) b.reject(e);
       return;

@@ -8,6 +8,14 @@ import type { Decision, ImportSummary, Interchange, SigningRoot, Watermark, Wate
 
 export type { Decision, ImportSummary, Interchange, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 
+/**
+ * Told the decision as soon as it is made inside its transaction, while the commit is still running
+ * (engines that cannot tell early never call it). It lets the signer start work that must not leave
+ * the process before the returned promise resolves: if the commit fails, that promise rejects and
+ * the early work is thrown away. The tentative decision is always the one the promise resolves to.
+ */
+export type OnTentative = (d: Decision) => void;
+
 export interface SlashingStore {
   /** The genesis validators root this database is bound to, or null if not yet bound. */
   getGenesisValidatorsRoot(): Promise<Uint8Array | null>;
@@ -18,8 +26,8 @@ export interface SlashingStore {
    * serialised, across processes too) and durably (committed, fsync) before it resolves.
    * An all-zero signing root counts as unknown. Rejects with VigilError 'unavailable' if the database cannot decide.
    */
-  checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null): Promise<Decision>;
-  checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null): Promise<Decision>;
+  checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision>;
+  checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision>;
   /**
    * Import an EIP-3076 v5 document in one transaction (binding an unbound database to its GVR).
    * Exact duplicates are skipped; slashable records are kept as history (they only make checks stricter).
