@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { childrenOf, cpuSeconds, memory } from "./proc.js";
+import { SEMI_SPACE_MB } from "../src/vault/client.js";
 
 /** The repository root (this file runs as dist/bench/vigil.js). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -22,9 +23,14 @@ process.on("exit", () => {
 });
 
 /** This environment without anything that changes how Vigil starts. */
-/** VIGIL_BENCH_PROFILE=<dir>: every Vigil process (and the load generator) writes a V8 CPU profile there. */
-export const profileArgs = (): string[] =>
-  process.env.VIGIL_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.VIGIL_BENCH_PROFILE}`] : [];
+/**
+ * VIGIL_BENCH_PROFILE=<dir>: every Vigil process (and the load generator) writes a V8 CPU profile there.
+ * VIGIL_BENCH_NODE_ARGS="--trace-gc …": more node options for them (NODE_OPTIONS refuses most V8 ones).
+ */
+export const profileArgs = (): string[] => [
+  ...(process.env.VIGIL_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.VIGIL_BENCH_PROFILE}`] : []),
+  ...(process.env.VIGIL_BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean),
+];
 
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -47,7 +53,8 @@ export interface Running {
 
 export async function startVigil(args: string[], env: Record<string, string>, timeoutMs: number): Promise<Running> {
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [...profileArgs(), cliPath, "start", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...args], {
+  // As `npm start` runs it (package.json).
+  const proc = spawn(process.execPath, [...profileArgs(), `--max-semi-space-size=${SEMI_SPACE_MB}`, cliPath, "start", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...args], {
     cwd: repoRoot,
     env: cleanEnv(env),
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,6 +1,6 @@
 /**
  * A BLS signing thread of the vault process. It holds copies of the secret keys (sent by the
- * vault's main thread, zeroed after use) and signs batches of signing roots that the main
+ * vault's main thread, zeroed after use; zeroed here when a key is removed) and signs batches of signing roots that the main
  * thread sends only after slashing protection has durably recorded them.
  *
  * A batch is compact: key slots (Int32Array) and roots (32 bytes each) in transferred buffers;
@@ -22,7 +22,26 @@ export type WorkerResponse = { batch: number; from: number; signatures: Uint8Arr
 /** Answer after this many signatures (≈ 1.6 ms of work at most). */
 const ANSWER_EVERY = 4;
 
-const keys: (SecretKey | undefined)[] = [];
+/** Secrets by slot, packed (32 bytes each; a SecretKey object per key would cost over 1 KB); a zeroed slot has no key. */
+let secrets = new Uint8Array(32 * 1024);
+let present = new Uint8Array(1024);
+
+function ensure(slot: number): void {
+  if (slot < present.length) return;
+  let n = present.length;
+  while (n <= slot) n *= 2;
+  const s = new Uint8Array(32 * n);
+  s.set(secrets);
+  secrets.fill(0);
+  secrets = s;
+  const p = new Uint8Array(n);
+  p.set(present);
+  present = p;
+}
+
+function keyAt(slot: number): SecretKey | null {
+  return slot >= 0 && slot < present.length && present[slot] ? SecretKey.fromBytes(secrets.subarray(slot * 32, slot * 32 + 32)) : null;
+}
 
 function answer(batch: number, from: number, sigs: Uint8Array<ArrayBuffer>, missing: Uint8Array<ArrayBuffer>): void {
   parentPort!.postMessage({ batch, from, signatures: sigs, missing } satisfies WorkerResponse, [sigs.buffer, missing.buffer]);
@@ -31,11 +50,17 @@ function answer(batch: number, from: number, sigs: Uint8Array<ArrayBuffer>, miss
 parentPort!.on("message", (m: WorkerRequest) => {
   if (m.op === "add") {
     for (const k of m.keys) {
-      keys[k.slot] = SecretKey.fromBytes(k.secret);
+      ensure(k.slot);
+      secrets.set(k.secret.subarray(0, 32), k.slot * 32);
+      present[k.slot] = 1;
       k.secret.fill(0);
     }
   } else if (m.op === "remove") {
-    for (const slot of m.slots) keys[slot] = undefined;
+    for (const slot of m.slots) {
+      if (slot >= present.length) continue;
+      present[slot] = 0;
+      secrets.fill(0, slot * 32, slot * 32 + 32);
+    }
   } else {
     const n = m.slots.length;
     for (let from = 0; from < n; from += ANSWER_EVERY) {
@@ -44,7 +69,7 @@ parentPort!.on("message", (m: WorkerRequest) => {
       const missing = new Uint8Array(count);
       for (let i = 0; i < count; i++) {
         const j = from + i;
-        const sk = keys[m.slots[j]];
+        const sk = keyAt(m.slots[j]);
         if (sk) sigs.set(sk.sign(m.roots.subarray(j * 32, j * 32 + 32)).toBytes(), i * SIGNATURE_BYTES);
         else missing[i] = 1;
       }

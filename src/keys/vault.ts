@@ -18,7 +18,8 @@ export interface VaultEntry {
 }
 
 interface Held {
-  sk: SecretKey;
+  /** The 32-byte secret (a compact copy: a SecretKey object per key costs over 1 KB; zeroed on removal). */
+  secret: Uint8Array;
   source: KeySource;
   origin: string;
   path?: string;
@@ -31,17 +32,19 @@ export class KeyVault {
   /** Sign on these worker threads from now on (they get copies of the keys held). */
   attachPool(pool: SignPool): void {
     this.pool = pool;
-    pool.add([...this.keys].map(([pubkey, h]) => ({ pubkey, secret: h.sk.toBytes() })));
+    pool.add([...this.keys].map(([pubkey, h]) => ({ pubkey, secret: h.secret.slice() })));
   }
 
-  private static load(e: VaultEntry): { pubkey: string; sk: SecretKey } {
+  private static load(e: VaultEntry): { pubkey: string; secret: Uint8Array } {
     const sk = SecretKey.fromBytes(e.secret);
+    const secret = Uint8Array.from(e.secret);
     e.secret.fill(0);
     const pubkey = "0x" + Buffer.from(sk.toPublicKey().toBytes()).toString("hex");
     if (pubkey !== e.pubkey.toLowerCase()) {
+      secret.fill(0);
       throw new VigilError("internal", "PUBKEY_MISMATCH", `secret from ${e.origin} does not match ${e.pubkey}`);
     }
-    return { pubkey, sk };
+    return { pubkey, secret };
   }
 
   /** Replace every key of one source (start-up, reload), keeping the others. Secrets passed in are zeroed. */
@@ -49,31 +52,40 @@ export class KeyVault {
     const next = new Map([...this.keys].filter(([, h]) => h.source !== source));
     const added: string[] = [];
     for (const e of entries) {
-      const { pubkey, sk } = KeyVault.load(e);
+      const { pubkey, secret } = KeyVault.load(e);
       if (!next.has(pubkey)) {
-        next.set(pubkey, { sk, source, origin: e.origin, path: e.path });
+        next.set(pubkey, { secret, source, origin: e.origin, path: e.path });
         if (!this.keys.has(pubkey)) added.push(pubkey);
-      }
+      } else secret.fill(0);
     }
     const removed = [...this.keys.keys()].filter((pk) => !next.has(pk));
+    const old = this.keys;
     this.keys = next;
     this.pool?.remove(removed);
-    this.pool?.add(added.map((pubkey) => ({ pubkey, secret: next.get(pubkey)!.sk.toBytes() })));
+    for (const pk of removed) old.get(pk)!.secret.fill(0);
+    this.pool?.add(added.map((pubkey) => ({ pubkey, secret: next.get(pubkey)!.secret.slice() })));
   }
 
   /** Add one key; false if it is already held. The secret is zeroed. */
   add(source: KeySource, entry: VaultEntry): boolean {
-    const { pubkey, sk } = KeyVault.load(entry);
-    if (this.keys.has(pubkey)) return false;
-    this.keys.set(pubkey, { sk, source, origin: entry.origin, path: entry.path });
-    this.pool?.add([{ pubkey, secret: sk.toBytes() }]);
+    const { pubkey, secret } = KeyVault.load(entry);
+    if (this.keys.has(pubkey)) {
+      secret.fill(0);
+      return false;
+    }
+    this.keys.set(pubkey, { secret, source, origin: entry.origin, path: entry.path });
+    this.pool?.add([{ pubkey, secret: secret.slice() }]);
     return true;
   }
 
   /** Stop holding a key: from this call on, nothing is signed with it. */
   remove(pubkey: string): boolean {
     this.pool?.remove([pubkey]);
-    return this.keys.delete(pubkey);
+    const held = this.keys.get(pubkey);
+    if (!held) return false;
+    this.keys.delete(pubkey);
+    held.secret.fill(0);
+    return true;
   }
 
   has(pubkey: string): boolean {
@@ -113,6 +125,6 @@ export class KeyVault {
   sign(pubkey: string, signingRoot: Uint8Array): Uint8Array {
     const entry = this.keys.get(pubkey);
     if (!entry) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
-    return entry.sk.sign(signingRoot).toBytes();
+    return SecretKey.fromBytes(entry.secret).sign(signingRoot).toBytes();
   }
 }

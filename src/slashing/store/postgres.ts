@@ -128,6 +128,23 @@ function num(v: unknown): number {
 }
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 
+const PUBKEY_LITERAL = /^0x[0-9a-f]{96}$/;
+/** A text[] literal of pubkeys (checked again: nothing but 0x and lower-case hex can reach the SQL). */
+function litPubkeys(pks: string[]): string {
+  for (const pk of pks) if (!PUBKEY_LITERAL.test(pk)) throw new VigilError("internal", "INVALID_PUBKEY", "pubkey not canonical");
+  return `'{${pks.join(",")}}'::text[]`;
+}
+/** An int8[] literal of safe integers (bigint advisory-lock keys included). */
+function litInt8s(ns: (number | bigint)[]): string {
+  for (const n of ns) if (typeof n !== "bigint" && !Number.isSafeInteger(n)) throw new VigilError("internal", "INVALID_NUMBER", "not an integer");
+  return `'{${ns.join(",")}}'::int8[]`;
+}
+/** A bytea[] literal: each root hex-decoded by the server (or NULL). */
+function litByteas(roots: (Buffer | null)[]): string {
+  if (roots.length === 0) return "'{}'::bytea[]";
+  return `ARRAY[${roots.map((r) => (r === null ? "NULL" : `decode('${r.toString("hex")}', 'hex')`)).join(",")}]::bytea[]`;
+}
+
 function bytea(root: SigningRoot): Buffer | null {
   return root === null ? null : Buffer.from(root.buffer, root.byteOffset, root.byteLength);
 }
@@ -255,7 +272,12 @@ export class PostgresSlashingStore implements SlashingStore {
    * Run `fn` in a transaction on a pooled connection. Database errors become VigilError 'unavailable';
    * a VigilError thrown by `fn` passes through (after ROLLBACK). A connection in an unknown state is discarded.
    */
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, begin = "BEGIN"): Promise<T> {
+  private async tx<T>(
+    fn: (c: pg.PoolClient, begun: pg.QueryResult[]) => Promise<T>,
+    begin = "BEGIN",
+    /** Statements sent in the same round trip as the COMMIT (literal SQL; a failure aborts the transaction). */
+    finish?: (value: T) => string | null,
+  ): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -264,9 +286,10 @@ export class PostgresSlashingStore implements SlashingStore {
     }
     let result: T;
     try {
-      await client.query(begin);
-      result = await fn(client);
-      await client.query("COMMIT");
+      const begun = (await client.query(begin)) as pg.QueryResult | pg.QueryResult[]; // several statements: one result each
+      result = await fn(client, Array.isArray(begun) ? begun : [begun]);
+      const last = finish?.(result);
+      await client.query(last ? `${last}; COMMIT` : "COMMIT");
     } catch (e) {
       // A server-side error leaves the connection usable (roll back, keep it); anything else (lost
       // connection, timeout, an error in our code between statements) discards it: the server rolls back.
@@ -382,184 +405,178 @@ export class PostgresSlashingStore implements SlashingStore {
     });
   }
 
-  /** One group commit: locks (sorted), fence, history, decisions in queue order (told tentatively), inserts, COMMIT. */
+  /**
+   * One group commit in two round trips: (1) BEGIN, locks (sorted), history; then, with the decisions
+   * made here in queue order (and told tentatively), (2) the inserts and COMMIT. With a fence (HA)
+   * the history is read after the fence check, in a round trip of its own.
+   * The values are inlined as SQL literals (several statements per round trip take no parameters):
+   * only validated pubkeys, safe integers and hex-encoded roots, each checked again by the lit* helpers.
+   */
   private async decideBatch(reqs: Request[]): Promise<Decision[]> {
     const pubkeys = [...new Set(reqs.map((r) => r.pk))];
     const keys = [...new Set(pubkeys.map((pk) => this.validatorKey(pk)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const blocks = reqs.filter((r): r is BlockRequest => r.type === "block");
     const atts = reqs.filter((r): r is AttestationRequest => r.type === "attestation");
     // BEGIN, then the shared global lock (imports and watermark changes take it exclusively), then the validators'
-    // locks in ascending key order. The keys are our own integers, so they are inlined: one round trip for all of it.
+    // locks in ascending key order.
     // With a fence (HA), a session frozen mid-transaction must not hold validator locks for long:
     // the server ends it after 3 s idle, so a new active instance can decide for those validators.
     const begin = `BEGIN;${this.fence !== null ? " SET LOCAL idle_in_transaction_session_timeout = '3s';" : ""}
       SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.globalKey});
-      SELECT pg_advisory_xact_lock(k) FROM unnest('{${keys.join(",")}}'::int8[]) AS k`;
-    return this.tx(async (c) => {
-      if (this.fence !== null) await this.fence(c);
-
-      // The history slices the rules need, as of now (we hold the locks: nobody else writes them until COMMIT).
-      const wmRows = (
-        await c.query(`SELECT kind, pubkey, slot, epoch FROM ${this.t.watermarks} WHERE pubkey = ANY($1::text[]) OR pubkey = '*'`, [pubkeys])
-      ).rows as { kind: WatermarkKind; pubkey: string; slot: string | null; epoch: string | null }[];
-      const watermarks = new Map<string, Watermarks>();
-      const wmOf = (pk: string): Watermarks => {
-        let w = watermarks.get(pk);
-        if (w === undefined) {
-          const rows = wmRows.filter((r) => r.pubkey === pk || r.pubkey === GLOBAL_WATERMARK);
-          w = rows.length === 0 ? NO_WATERMARKS : applicableWatermarks(rows.map((r) => ({ kind: r.kind, slot: numOrNull(r.slot), epoch: numOrNull(r.epoch) })));
-          watermarks.set(pk, w);
-        }
-        return w;
-      };
-
-      const ids = new Map<string, string>(); // pubkey → validator id (int8 kept as text)
-      type BlockRow = { i: string; id: string | null; same_slot: (Buffer | null)[] | null; min_slot: string | null };
-      const blockRows: BlockRow[] = [];
-      if (blocks.length > 0) {
-        const r = await c.query(
-          `WITH v AS MATERIALIZED (
-             SELECT v.id, v.pubkey, (SELECT min(b.slot) FROM ${this.t.blocks} b WHERE b.validator_id = v.id) AS min_slot
-             FROM ${this.t.validators} v WHERE v.pubkey = ANY($1::text[]))
-           SELECT t.i, v.id, v.min_slot,
-             (SELECT array_agg(b.signing_root) FROM ${this.t.blocks} b WHERE b.validator_id = v.id AND b.slot = t.slot) AS same_slot
-           FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS t(pk, slot, i)
-           LEFT JOIN v ON v.pubkey = t.pk`,
-          [blocks.map((b) => b.pk), blocks.map((b) => b.slot)],
-        );
-        for (const row of r.rows as BlockRow[]) blockRows[Number(row.i) - 1] = row;
-      }
-      type AttRow = {
-        i: string;
-        id: string | null;
-        same_target: (Buffer | null)[] | null;
-        surrounds: boolean | null;
-        surrounded: boolean | null;
-        min_source: string | null;
-        min_target: string | null;
-      };
-      const attRows: AttRow[] = [];
-      if (atts.length > 0) {
-        const r = await c.query(
-          // Each surround probe walks one index from the new vote outwards (normally zero rows); "+ 0" keeps the
-          // planner off the other index, which would scan the validator's whole history (SQLite: INDEXED BY).
-          `WITH v AS MATERIALIZED (
-             SELECT v.id, v.pubkey,
-               (SELECT min(a.source_epoch) FROM ${this.t.atts} a WHERE a.validator_id = v.id) AS min_source,
-               (SELECT min(a.target_epoch) FROM ${this.t.atts} a WHERE a.validator_id = v.id) AS min_target
-             FROM ${this.t.validators} v WHERE v.pubkey = ANY($1::text[]))
-           SELECT t.i, v.id, v.min_source, v.min_target,
-             (SELECT array_agg(a.signing_root) FROM ${this.t.atts} a WHERE a.validator_id = v.id AND a.target_epoch = t.target) AS same_target,
-             EXISTS (SELECT 1 FROM ${this.t.atts} a
-                       WHERE a.validator_id = v.id AND a.source_epoch > t.source AND a.target_epoch + 0 < t.target) AS surrounds,
-             EXISTS (SELECT 1 FROM ${this.t.atts} a
-                       WHERE a.validator_id = v.id AND a.target_epoch > t.target AND a.source_epoch + 0 < t.source) AS surrounded
-           FROM unnest($1::text[], $2::int8[], $3::int8[]) WITH ORDINALITY AS t(pk, source, target, i)
-           LEFT JOIN v ON v.pubkey = t.pk`,
-          [atts.map((a) => a.pk), atts.map((a) => a.source), atts.map((a) => a.target)],
-        );
-        for (const row of r.rows as AttRow[]) attRows[Number(row.i) - 1] = row;
-      }
-      blocks.forEach((b, i) => {
-        const id = blockRows[i].id;
-        if (id !== null) ids.set(b.pk, id);
-      });
-      atts.forEach((a, i) => {
-        const id = attRows[i].id;
-        if (id !== null) ids.set(a.pk, id);
-      });
-
-      // Decide in queue order; what an earlier request of the batch records is seen by the later ones.
-      const overlays = new Map<string, Overlay>();
-      const overlayOf = (pk: string): Overlay => {
-        let o = overlays.get(pk);
-        if (o === undefined) overlays.set(pk, (o = { blocks: [], atts: [] }));
-        return o;
-      };
-      const newBlocks: BlockRequest[] = [];
-      const newAtts: AttestationRequest[] = [];
-      const missing: string[] = []; // validators to create, in the order of their first record (as the SQLite engine does)
-      const record = (pk: string): void => {
-        if (!ids.has(pk) && !missing.includes(pk)) missing.push(pk);
-      };
-      let bi = 0;
-      let ai = 0;
-      const decisions = reqs.map((req): Decision => {
-        const o = overlayOf(req.pk);
-        if (req.type === "block") {
-          const row = blockRows[bi++];
-          let minSlot = numOrNull(row.min_slot);
-          const sameSlot: SigningRoot[] = [...(row.same_slot ?? [])];
-          for (const b of o.blocks) {
-            if (b.slot === req.slot) sameSlot.push(b.root);
-            if (minSlot === null || b.slot < minSlot) minSlot = b.slot;
+      SELECT pg_advisory_xact_lock(k) FROM unnest(${litInt8s(keys)}) AS k`;
+    // The history slices the rules need, as of now (we hold the locks: nobody else writes them until COMMIT).
+    const reads = [
+      `SELECT kind, pubkey, slot, epoch FROM ${this.t.watermarks} WHERE pubkey = ANY(${litPubkeys(pubkeys)}) OR pubkey = '*'`,
+    ];
+    if (blocks.length > 0) {
+      const t = `unnest(${litPubkeys(blocks.map((b) => b.pk))}, ${litInt8s(blocks.map((b) => b.slot))})`;
+      reads.push(
+        `WITH v AS MATERIALIZED (
+           SELECT v.id, v.pubkey, (SELECT min(b.slot) FROM ${this.t.blocks} b WHERE b.validator_id = v.id) AS min_slot
+           FROM ${this.t.validators} v WHERE v.pubkey = ANY(${litPubkeys(pubkeys)}))
+         SELECT t.i, v.min_slot,
+           (SELECT array_agg(b.signing_root) FROM ${this.t.blocks} b WHERE b.validator_id = v.id AND b.slot = t.slot) AS same_slot
+         FROM ${t} WITH ORDINALITY AS t(pk, slot, i)
+         LEFT JOIN v ON v.pubkey = t.pk`,
+      );
+    }
+    if (atts.length > 0) {
+      const t = `unnest(${litPubkeys(atts.map((a) => a.pk))}, ${litInt8s(atts.map((a) => a.source))}, ${litInt8s(atts.map((a) => a.target))})`;
+      reads.push(
+        // Each surround probe walks one index from the new vote outwards (normally zero rows); "+ 0" keeps the
+        // planner off the other index, which would scan the validator's whole history (SQLite: INDEXED BY).
+        `WITH v AS MATERIALIZED (
+           SELECT v.id, v.pubkey,
+             (SELECT min(a.source_epoch) FROM ${this.t.atts} a WHERE a.validator_id = v.id) AS min_source,
+             (SELECT min(a.target_epoch) FROM ${this.t.atts} a WHERE a.validator_id = v.id) AS min_target
+           FROM ${this.t.validators} v WHERE v.pubkey = ANY(${litPubkeys(pubkeys)}))
+         SELECT t.i, v.min_source, v.min_target,
+           (SELECT array_agg(a.signing_root) FROM ${this.t.atts} a WHERE a.validator_id = v.id AND a.target_epoch = t.target) AS same_target,
+           EXISTS (SELECT 1 FROM ${this.t.atts} a
+                     WHERE a.validator_id = v.id AND a.source_epoch > t.source AND a.target_epoch + 0 < t.target) AS surrounds,
+           EXISTS (SELECT 1 FROM ${this.t.atts} a
+                     WHERE a.validator_id = v.id AND a.target_epoch > t.target AND a.source_epoch + 0 < t.source) AS surrounded
+         FROM ${t} WITH ORDINALITY AS t(pk, source, target, i)
+         LEFT JOIN v ON v.pubkey = t.pk`,
+      );
+    }
+    const { decisions } = await this.tx(
+      async (c, begun) => {
+        let results: pg.QueryResult[];
+        if (this.fence !== null) {
+          await this.fence(c);
+          const r = (await c.query(reads.join(";\n"))) as pg.QueryResult | pg.QueryResult[];
+          results = Array.isArray(r) ? r : [r];
+        } else results = begun.slice(-reads.length);
+        const [wmResult, ...rest] = results;
+        const wmRows = wmResult.rows as { kind: WatermarkKind; pubkey: string; slot: string | null; epoch: string | null }[];
+        const watermarks = new Map<string, Watermarks>();
+        const wmOf = (pk: string): Watermarks => {
+          let w = watermarks.get(pk);
+          if (w === undefined) {
+            const rows = wmRows.filter((r) => r.pubkey === pk || r.pubkey === GLOBAL_WATERMARK);
+            w = rows.length === 0 ? NO_WATERMARKS : applicableWatermarks(rows.map((r) => ({ kind: r.kind, slot: numOrNull(r.slot), epoch: numOrNull(r.epoch) })));
+            watermarks.set(pk, w);
           }
-          const d = checkBlock(req.slot, req.root, { sameSlot, minSlot }, wmOf(req.pk));
+          return w;
+        };
+        type BlockRow = { i: string; same_slot: (Buffer | null)[] | null; min_slot: string | null };
+        type AttRow = { i: string; same_target: (Buffer | null)[] | null; surrounds: boolean | null; surrounded: boolean | null; min_source: string | null; min_target: string | null };
+        const blockRows: BlockRow[] = [];
+        const attRows: AttRow[] = [];
+        if (blocks.length > 0) for (const row of rest.shift()!.rows as BlockRow[]) blockRows[Number(row.i) - 1] = row;
+        if (atts.length > 0) for (const row of rest.shift()!.rows as AttRow[]) attRows[Number(row.i) - 1] = row;
+
+        // Decide in queue order; what an earlier request of the batch records is seen by the later ones.
+        const overlays = new Map<string, Overlay>();
+        const overlayOf = (pk: string): Overlay => {
+          let o = overlays.get(pk);
+          if (o === undefined) overlays.set(pk, (o = { blocks: [], atts: [] }));
+          return o;
+        };
+        const newBlocks: BlockRequest[] = [];
+        const newAtts: AttestationRequest[] = [];
+        let bi = 0;
+        let ai = 0;
+        const decisions = reqs.map((req): Decision => {
+          const o = overlayOf(req.pk);
+          if (req.type === "block") {
+            const row = blockRows[bi++];
+            let minSlot = numOrNull(row.min_slot);
+            const sameSlot: SigningRoot[] = [...(row.same_slot ?? [])];
+            for (const b of o.blocks) {
+              if (b.slot === req.slot) sameSlot.push(b.root);
+              if (minSlot === null || b.slot < minSlot) minSlot = b.slot;
+            }
+            const d = checkBlock(req.slot, req.root, { sameSlot, minSlot }, wmOf(req.pk));
+            if (d.allowed && !d.repeat) {
+              o.blocks.push({ slot: req.slot, root: req.root });
+              newBlocks.push(req);
+            }
+            return d;
+          }
+          const row = attRows[ai++];
+          let minSource = numOrNull(row.min_source);
+          let minTarget = numOrNull(row.min_target);
+          let surroundsExisting = row.surrounds === true;
+          let surroundedByExisting = row.surrounded === true;
+          const sameTarget: SigningRoot[] = [...(row.same_target ?? [])];
+          for (const a of o.atts) {
+            if (a.target === req.target) sameTarget.push(a.root);
+            if (a.source > req.source && a.target < req.target) surroundsExisting = true;
+            if (a.target > req.target && a.source < req.source) surroundedByExisting = true;
+            if (minSource === null || a.source < minSource) minSource = a.source;
+            if (minTarget === null || a.target < minTarget) minTarget = a.target;
+          }
+          const d = checkAttestation(req.source, req.target, req.root, { sameTarget, surroundsExisting, surroundedByExisting, minSource, minTarget }, wmOf(req.pk));
           if (d.allowed && !d.repeat) {
-            o.blocks.push({ slot: req.slot, root: req.root });
-            newBlocks.push(req);
-            record(req.pk);
+            o.atts.push({ source: req.source, target: req.target, root: req.root });
+            newAtts.push(req);
           }
           return d;
-        }
-        const row = attRows[ai++];
-        let minSource = numOrNull(row.min_source);
-        let minTarget = numOrNull(row.min_target);
-        let surroundsExisting = row.surrounds === true;
-        let surroundedByExisting = row.surrounded === true;
-        const sameTarget: SigningRoot[] = [...(row.same_target ?? [])];
-        for (const a of o.atts) {
-          if (a.target === req.target) sameTarget.push(a.root);
-          if (a.source > req.source && a.target < req.target) surroundsExisting = true;
-          if (a.target > req.target && a.source < req.source) surroundedByExisting = true;
-          if (minSource === null || a.source < minSource) minSource = a.source;
-          if (minTarget === null || a.target < minTarget) minTarget = a.target;
-        }
-        const d = checkAttestation(req.source, req.target, req.root, { sameTarget, surroundsExisting, surroundedByExisting, minSource, minTarget }, wmOf(req.pk));
-        if (d.allowed && !d.repeat) {
-          o.atts.push({ source: req.source, target: req.target, root: req.root });
-          newAtts.push(req);
-          record(req.pk);
-        }
-        return d;
-      });
+        });
 
-      // Tell the decisions now (the signer may start BLS work); none resolves before the COMMIT below.
-      decisions.forEach((d, i) => {
-        try {
-          reqs[i].onTentative?.(d);
-        } catch {
-          /* a listener's failure does not change the decision */
-        }
-      });
-
-      // Record: new validators first, then the records.
-      if (missing.length > 0) {
-        await c.query(
-          `INSERT INTO ${this.t.validators} (pubkey) SELECT pk FROM unnest($1::text[]) WITH ORDINALITY AS t(pk, i) ORDER BY i
+        // Tell the decisions now (the signer may start BLS work); none resolves before the COMMIT.
+        decisions.forEach((d, i) => {
+          try {
+            reqs[i].onTentative?.(d);
+          } catch {
+            /* a listener's failure does not change the decision */
+          }
+        });
+        return { decisions, newBlocks, newAtts };
+      },
+      this.fence !== null ? begin : `${begin};\n${reads.join(";\n")}`,
+      // Record, in the COMMIT's round trip: new validators first (in the order of their first record, as the
+      // SQLite engine does), then the records, each joined to its validator's id.
+      ({ newBlocks, newAtts }) => {
+        const isNew = new Set<Request>([...newBlocks, ...newAtts]);
+        const recorded = [...new Set(reqs.filter((r) => isNew.has(r)).map((r) => r.pk))];
+        if (recorded.length === 0) return null;
+        const sql = [
+          `INSERT INTO ${this.t.validators} (pubkey) SELECT pk FROM unnest(${litPubkeys(recorded)}) WITH ORDINALITY AS t(pk, i) ORDER BY i
              ON CONFLICT (pubkey) DO NOTHING`,
-          [missing],
-        );
-        const r = await c.query(`SELECT id, pubkey FROM ${this.t.validators} WHERE pubkey = ANY($1::text[])`, [missing]);
-        for (const row of r.rows as { id: string; pubkey: string }[]) ids.set(row.pubkey, row.id);
-      }
-      const idOf = (pk: string): string => ids.get(pk) as string;
-      if (newBlocks.length > 0) {
-        await c.query(
-          `INSERT INTO ${this.t.blocks} (validator_id, slot, signing_root)
-             SELECT v, s, r FROM unnest($1::int8[], $2::int8[], $3::bytea[]) WITH ORDINALITY AS t(v, s, r, i) ORDER BY i`,
-          [newBlocks.map((b) => idOf(b.pk)), newBlocks.map((b) => b.slot), newBlocks.map((b) => b.root)],
-        );
-      }
-      if (newAtts.length > 0) {
-        await c.query(
-          `INSERT INTO ${this.t.atts} (validator_id, source_epoch, target_epoch, signing_root)
-             SELECT v, s, tg, r FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bytea[]) WITH ORDINALITY AS t(v, s, tg, r, i) ORDER BY i`,
-          [newAtts.map((a) => idOf(a.pk)), newAtts.map((a) => a.source), newAtts.map((a) => a.target), newAtts.map((a) => a.root)],
-        );
-      }
-      return decisions;
-    }, begin);
+        ];
+        if (newBlocks.length > 0) {
+          sql.push(
+            `INSERT INTO ${this.t.blocks} (validator_id, slot, signing_root)
+               SELECT v.id, t.s, t.r FROM unnest(${litPubkeys(newBlocks.map((b) => b.pk))}, ${litInt8s(newBlocks.map((b) => b.slot))},
+                 ${litByteas(newBlocks.map((b) => b.root))}) WITH ORDINALITY AS t(pk, s, r, i)
+               JOIN ${this.t.validators} v ON v.pubkey = t.pk ORDER BY t.i`,
+          );
+        }
+        if (newAtts.length > 0) {
+          sql.push(
+            `INSERT INTO ${this.t.atts} (validator_id, source_epoch, target_epoch, signing_root)
+               SELECT v.id, t.s, t.tg, t.r FROM unnest(${litPubkeys(newAtts.map((a) => a.pk))}, ${litInt8s(newAtts.map((a) => a.source))},
+                 ${litInt8s(newAtts.map((a) => a.target))}, ${litByteas(newAtts.map((a) => a.root))}) WITH ORDINALITY AS t(pk, s, tg, r, i)
+               JOIN ${this.t.validators} v ON v.pubkey = t.pk ORDER BY t.i`,
+          );
+        }
+        return sql.join(";\n");
+      },
+    );
+    return decisions;
   }
 
   async importInterchange(doc: Interchange): Promise<ImportSummary> {
