@@ -32,6 +32,15 @@ export function cpuSeconds(pid: number): number | null {
   return s === null ? null : parseStat(s).cpuS;
 }
 
+/** PIDs of the processes named `comm` (e.g. "postgres": the server and its backends). */
+export function pidsNamed(comm: string): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync("/proc")) {
+    if (/^\d+$/.test(d) && read(`/proc/${d}/comm`)?.trim() === comm) out.push(Number(d));
+  }
+  return out;
+}
+
 /** CPU seconds per thread: tid → {comm, cpuS}. */
 export function threadCpu(pid: number): Map<number, { comm: string; cpuS: number }> {
   const out = new Map<number, { comm: string; cpuS: number }>();

@@ -7,7 +7,9 @@ export interface Cpu {
   http: number;
   vault: number;
   loadgen: number;
-  /** everything else on the machine (machine-wide busy time minus ours); steal = the hypervisor's */
+  /** PostgreSQL's server processes on this machine (any run; the database of PostgreSQL-backed runs) */
+  db: number;
+  /** everything else on the machine (machine-wide busy time minus ours and PostgreSQL's); steal = the hypervisor's */
   others: number;
   steal: number;
   /** the vault's threads, busiest first ("main" = the vault's event-loop thread) */
@@ -157,7 +159,7 @@ export function renderMarkdown(r: Results): string {
     );
     L.push(
       ...table(
-        ["load", "offered", "signed/s", "of ceiling", "p50", "p99", "max", "errors", "client lag p99", "Vigil's p50 / p99", "CPU http", "CPU vault", "CPU loadgen", "CPU others"],
+        ["load", "offered", "signed/s", "of ceiling", "p50", "p99", "max", "errors", "client lag p99", "Vigil's p50 / p99", "CPU http", "CPU vault", "CPU loadgen", "CPU postgres", "CPU others"],
         s.runs.map((x) => [
           x.name,
           x.offered,
@@ -172,6 +174,7 @@ export function renderMarkdown(r: Results): string {
           f2(x.cpu.http),
           f2(x.cpu.vault),
           f2(x.cpu.loadgen),
+          x.cpu.db === undefined ? "–" : x.cpu.db < 0.05 ? "≈0" : f2(x.cpu.db),
           (x.cpu.others < 0.05 ? "≈0" : f2(x.cpu.others)) + (x.cpu.others > DISTURBED ? " ⚠ disturbed" : ""),
         ]),
       ),
@@ -182,11 +185,12 @@ export function renderMarkdown(r: Results): string {
       const states = (t: ThreadStates): string => t.shares.filter((x) => x.share >= 0.01).map((x) => `${x.state} ${pct(x.share)}`).join(", ");
       const us = (cores: number): string => f1((cores / sat.okPerSecond) * 1e6);
       const main = sat.cpu.vaultThreads.find((t) => t.name === "main")?.cores ?? 0;
-      const perReq = (sat.cpu.http + sat.cpu.vault + sat.cpu.loadgen) / sat.okPerSecond;
+      const db = s.engine === "postgres" ? (sat.cpu.db ?? 0) : 0;
+      const perReq = (sat.cpu.http + sat.cpu.vault + sat.cpu.loadgen + db) / sat.okPerSecond;
       const cores = Number(r.machine.availableParallelism);
       L.push(
         `CPU per signed request at saturation: HTTP process ${us(sat.cpu.http)} µs, vault main thread ${us(main)} µs, other vault threads (BLS workers …) ${us(sat.cpu.vault - main)} µs, ` +
-          `load generator ${us(sat.cpu.loadgen)} µs; total ${f1(perReq * 1e6)} µs → CPU-bound limit on ${cores} cores ≈ ${n0(cores / perReq)}/s with the load generator on the same machine, ` +
+          `load generator ${us(sat.cpu.loadgen)} µs${db ? `, PostgreSQL ${us(db)} µs` : ""}; total ${f1(perReq * 1e6)} µs → CPU-bound limit on ${cores} cores ≈ ${n0(cores / perReq)}/s with the load generator on the same machine, ` +
           `≈ ${n0(cores / (perReq - sat.cpu.loadgen / sat.okPerSecond))}/s without it.`,
         "",
         `During saturation — vault threads (cores): ${sat.cpu.vaultThreads.map((t) => `${t.name} ${f2(t.cores)}`).join(", ")}.`,
@@ -243,7 +247,7 @@ export function renderMarkdown(r: Results): string {
       "\"client lag\" = how late the load generator issued requests against their schedule (part of the latency). " +
       "\"Vigil's p50 / p99\" = bucket bounds from Vigil's own `vigil_sign_duration_seconds` histogram (sign route handler in the HTTP process: vault round trip included, HTTP parsing excluded).",
     "- CPU = (utime+stime delta from /proc/<pid>/stat) / wall time, in cores. The load generator shares the machine's cores with Vigil. " +
-      "\"CPU others\" = machine-wide busy time (/proc/stat) minus ours (Vigil, load generator, this orchestrator): anything well above 0 means another workload disturbed that run.",
+      "\"CPU postgres\" = PostgreSQL's server processes on this machine (the store of the PostgreSQL runs). \"CPU others\" = machine-wide busy time (/proc/stat) minus ours (Vigil, load generator, this orchestrator) and PostgreSQL's: anything well above 0 means another workload disturbed that run.",
     "- Peak RSS = VmHWM from /proc/<pid>/status (HTTP process and its child, the vault); import peak RSS from /usr/bin/time -v when present.",
   );
   if (r.warnings.length) L.push("", "## Warnings", "", ...r.warnings.map((w) => "- " + w));
