@@ -10,7 +10,6 @@ import path from "node:path";
 import { after, describe, test } from "node:test";
 import { VigilError } from "../src/errors.js";
 import { hexToBytes, parseInterchange, serializeInterchange } from "../src/slashing/interchange.js";
-import { ThreadedSqliteStore } from "../src/slashing/store/sqlite-thread.js";
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import type { SlashingStore } from "../src/slashing/store/store.js";
 import type { Decision, Interchange } from "../src/slashing/types.js";
@@ -48,8 +47,6 @@ after(() => pgScratch.cleanup());
 /** The engines the suite runs against; each gives a fresh, empty store per call. */
 const engines: { name: string; freshStore: () => Promise<SlashingStore> }[] = [
   { name: "sqlite", freshStore: async () => openSqliteStore(path.join(tmp, `db-${++dbCount}`, "slashing.sqlite")) },
-  // The vault's way: the same SQLite store behind its own thread (every call crosses a MessagePort).
-  { name: "sqlite-thread", freshStore: () => ThreadedSqliteStore.open(path.join(tmp, `db-${++dbCount}`, "slashing.sqlite")) },
   { name: "postgres", freshStore: () => pgScratch.open() },
 ];
 const rootOf = (hex: string | undefined): Uint8Array | null => (hex === undefined ? null : hexToBytes(hex));

@@ -7,7 +7,7 @@ import { Batcher, errorFromWire, MAX_IN_FLIGHT, type VaultEvent, type VaultReque
 import type { VaultConfig } from "./service.js";
 
 /** V8's semi-space (young generation / 3) in MB for Vigil's processes; `npm start` and the `vigil` shebang pass the same. */
-export const SEMI_SPACE_MB = 2;
+export const SEMI_SPACE_MB = 4;
 const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
 const down = (why: string): VigilError => new VigilError("unavailable", "VAULT_DOWN", `the key vault process is not running (${why})`);
 

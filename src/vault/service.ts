@@ -22,7 +22,6 @@ import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
 import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
-import { ThreadedSqliteStore } from "../slashing/store/sqlite-thread.js";
 import type { SlashingStore } from "../slashing/store/store.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStatus } from "./api.js";
 
@@ -49,17 +48,12 @@ export interface VaultConfig {
 }
 
 /** Open the configured protection store: PostgreSQL when a URL is given, else SQLite in the data dir. */
-export async function openStore(
-  config: Pick<VaultConfig, "dataDir" | "dbUrl" | "dbSchema">,
-  /** SQLite on its own thread (the vault: its commits must not block the event loop). */
-  options: { thread?: boolean } = {},
-): Promise<SlashingStore> {
+export async function openStore(config: Pick<VaultConfig, "dataDir" | "dbUrl" | "dbSchema">): Promise<SlashingStore> {
   if (config.dbUrl) {
     const { openPostgresStore } = await import("../slashing/store/postgres.js");
     return openPostgresStore(config.dbUrl, { schema: config.dbSchema });
   }
-  const file = path.join(config.dataDir, DB_FILE);
-  return options.thread ? ThreadedSqliteStore.open(file) : openSqliteStore(file);
+  return openSqliteStore(path.join(config.dataDir, DB_FILE));
 }
 
 export interface Logger {
@@ -99,7 +93,7 @@ export class VaultService implements VaultApi {
     if (config.haGroup && !config.dbUrl) {
       throw new VigilError("bad_request", "HA_NEEDS_POSTGRES", "--ha-group needs --db-url: the lease lives in the shared PostgreSQL database");
     }
-    const store = await openStore(config, { thread: true });
+    const store = await openStore(config);
     let authority: Authority;
     try {
       authority = await Authority.open(config.dataDir, network, config.policyFile);

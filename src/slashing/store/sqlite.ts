@@ -48,8 +48,8 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 /** Open (creating if needed, mode 0600) the SQLite slashing-protection database at `file`. */
-export function openSqliteStore(file: string, beforeCommit?: () => void): SqliteSlashingStore {
-  return new SqliteSlashingStore(file, beforeCommit);
+export function openSqliteStore(file: string): SqliteSlashingStore {
+  return new SqliteSlashingStore(file);
 }
 
 type Stmt = Database.Statement<unknown[]>;
@@ -65,11 +65,10 @@ export class SqliteSlashingStore implements SlashingStore {
   private flushScheduled = false;
   private closed = false;
 
-  /** @param beforeCommit called after a group's tentative decisions were told, before its COMMIT (the store thread posts them then). */
-  constructor(
-    readonly file: string,
-    private readonly beforeCommit?: () => void,
-  ) {
+  /** Called after a group's tentative decisions were told, just before its COMMIT; if it throws, the group rolls back (tests inject a failing commit here). */
+  beforeCommit?: () => void;
+
+  constructor(readonly file: string) {
     if (file !== ":memory:") {
       fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
       try {
