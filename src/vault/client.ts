@@ -56,7 +56,7 @@ export class VaultClient implements VaultApi {
       stdio: ["inherit", "inherit", "inherit", "ipc"],
       // Memory: a small young generation (scavenges stay short, RSS stays low) and two malloc arenas
       // for the vault's threads instead of glibc's 8 per core (each thread's arena holds on to freed memory).
-      execArgv: [...process.execArgv, `--max-semi-space-size=${SEMI_SPACE_MB}`],
+      execArgv: [...process.execArgv.filter((a) => !a.startsWith("--max-semi-space-size")), `--max-semi-space-size=${SEMI_SPACE_MB}`],
       env: { MALLOC_ARENA_MAX: "2", ...process.env, VIGIL_VAULT_CONFIG: JSON.stringify(config) },
       serialization: "json",
     });
