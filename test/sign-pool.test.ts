@@ -1,6 +1,6 @@
 /**
  * The BLS signing threads: signatures equal blst's on the main thread for keys in any slot (the
- * packed secret table grows past its first 1,024 slots), large batches come back in parts, a removed
+ * packed secret table grows past its first 1,024 slots), batches from one turn come back whole, a removed
  * key signs nothing, and the caller's secret buffers are zeroed once handed over.
  */
 import assert from "node:assert/strict";
@@ -28,7 +28,7 @@ test("signatures from the threads equal blst's, for keys in every part of the ta
   const handed = keys.map((k) => ({ pubkey: k.pubkey, secret: k.sk.toBytes() }));
   pool.add(handed);
   assert.ok(handed.every((h) => h.secret.every((b) => b === 0)), "the caller's secret copies are zeroed");
-  // One turn of the event loop: one batch per thread, answered a few signatures at a time.
+  // One turn of the event loop: one batch per thread, each answered in one message.
   const picks = [0, 1, 2, 511, 1023, 1024, 1025, 1099, 7, 8, 9, 10, 11, 12, 13];
   const roots = picks.map(() => crypto.randomBytes(32));
   const sigs = await Promise.all(picks.map((i, j) => pool.sign(keys[i].pubkey, roots[j])));
