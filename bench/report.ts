@@ -256,7 +256,7 @@ export function renderMarkdown(r: Results): string {
 }
 
 const engineLabel = (s: SigningSection): string =>
-  s.engine === "postgres" ? "PostgreSQL, synchronous_commit on" : "SQLite WAL, synchronous=FULL";
+  s.engine === "postgres" ? "PostgreSQL, synchronous_commit on" : "SQLite WAL, each commit fdatasynced";
 
 /** The targets, judged on the measurements. */
 export function targets(r: Results): Target[] {

@@ -233,12 +233,9 @@ async function readFully(fh: fsp.FileHandle, buf: Buffer, position: number): Pro
   }
 }
 
-async function writeFully(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+function writeFullySync(fd: number, buf: Buffer): void {
   let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off, null);
-    off += bytesWritten;
-  }
+  while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off, null);
 }
 
 type AnchorState = { kind: "missing" } | { kind: "invalid"; why: string } | { kind: "ok"; head: AuditHead };
@@ -522,11 +519,12 @@ export class AuditLog {
       try {
         if (this.failure) throw this.failure;
         const buf = Buffer.from(lines.join("\n") + "\n", "utf8");
-        await writeFully(this.fh, buf);
+        // Write and size check on this thread (an append to the page cache takes microseconds); only the
+        // fdatasync goes to the thread pool: one hand-off per batch instead of three.
+        writeFullySync(this.fh.fd, buf);
         this.stats.writes++;
         this.size += buf.length;
-        // The size check runs beside the fdatasync (one thread-pool round trip less than before the write).
-        const [{ size }] = await Promise.all([this.fh.stat(), this.datasync(this.fh)]);
+        const { size } = fs.fstatSync(this.fh.fd);
         if (size !== this.size) {
           throw new VigilError(
             "unavailable",
@@ -534,6 +532,7 @@ export class AuditLog {
             `audit log ${this.file} was changed by someone else (size ${size}, expected ${this.size}): another process writes it, or it was truncated`,
           );
         }
+        await this.datasync(this.fh);
         this.stats.syncs++;
         this.durable = head;
         this.durableSize = this.size;

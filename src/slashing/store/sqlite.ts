@@ -1,6 +1,8 @@
 /**
- * SQLite slashing-protection store (better-sqlite3): WAL, synchronous=FULL, one BEGIN IMMEDIATE
- * transaction per check-and-record, so concurrent signers (threads or processes) are serialised.
+ * SQLite slashing-protection store (better-sqlite3): WAL, one BEGIN IMMEDIATE transaction per group of
+ * check-and-records, so concurrent signers (threads or processes) are serialised. Durability is
+ * synchronous=FULL's (the WAL is fsynced after every commit, before any decision resolves), but the
+ * fsync runs on the libuv thread pool instead of blocking the event loop inside COMMIT.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -64,6 +66,17 @@ export class SqliteSlashingStore implements SlashingStore {
   private pending: { decide: () => Decision; onTentative?: OnTentative; resolve: (d: Decision) => void; reject: (e: unknown) => void }[] = [];
   private flushScheduled = false;
   private closed = false;
+  /** The WAL file, fdatasynced after commits (null: not in WAL mode, SQLite syncs in COMMIT itself). */
+  private walFd: number | null = null;
+  /** Write transactions committed so far, and how many of them a finished WAL sync covers. */
+  private committed = 0;
+  private synced = 0;
+  private syncing = false;
+  private syncWaiters: { seq: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** Set when a WAL sync failed: the database's durable state is unknown, nothing is decided any more. */
+  private syncError: VigilError | null = null;
+  /** The WAL's fdatasync (tests replace it to delay or fail syncs). */
+  syncWal: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void = fs.fdatasync;
 
   /** Called after a group's tentative decisions were told, just before its COMMIT; if it throws, the group rolls back (tests inject a failing commit here). */
   beforeCommit?: () => void;
@@ -80,11 +93,19 @@ export class SqliteSlashingStore implements SlashingStore {
     this.db = new Database(file, { timeout: BUSY_TIMEOUT_MS });
     try {
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      this.db.pragma("journal_mode = WAL");
+      const wal = this.db.pragma("journal_mode = WAL", { simple: true }) === "wal";
       this.db.pragma("synchronous = FULL");
       this.db.pragma("foreign_keys = ON");
       this.migrate();
+      if (wal) {
+        // The WAL exists from here on and keeps its inode while this connection is open (SQLite deletes
+        // it only when the last connection closes). Commits now write it without fsync (synchronous=NORMAL;
+        // checkpoints still sync) and syncWal makes them durable before a decision resolves.
+        this.walFd = fs.openSync(`${file}-wal`, "r+");
+        this.db.pragma("synchronous = NORMAL");
+      }
     } catch (e) {
+      if (this.walFd !== null) fs.closeSync(this.walFd);
       this.db.close();
       throw e;
     }
@@ -153,6 +174,7 @@ export class SqliteSlashingStore implements SlashingStore {
 
   /** Run a database operation; database failures become VigilError 'unavailable' (cannot decide safely). */
   private guard<T>(fn: () => T): T {
+    if (this.syncError) throw this.syncError;
     try {
       return fn();
     } catch (e) {
@@ -202,6 +224,7 @@ export class SqliteSlashingStore implements SlashingStore {
   async bindGenesisValidatorsRoot(gvr: Uint8Array): Promise<void> {
     if (!(gvr instanceof Uint8Array) || gvr.length !== 32) throw badRequest("INVALID_ROOT", "genesis validators root must be 32 bytes");
     this.guard(() => this.db.transaction(() => this.bindGvr(gvr)).immediate());
+    await this.durable(++this.committed);
   }
 
   async checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision> {
@@ -258,12 +281,13 @@ export class SqliteSlashingStore implements SlashingStore {
 
   /**
    * Group commit: decisions requested in the same turn of the event loop are made one after
-   * another inside ONE `BEGIN IMMEDIATE` transaction and share its durable commit (one fsync).
-   * Their tentative decisions are told before the COMMIT; none resolves before it. If the commit
-   * fails, none is allowed (all reject 'unavailable').
+   * another inside ONE `BEGIN IMMEDIATE` transaction and share its commit; groups committed while a
+   * WAL sync runs share the next one. Tentative decisions are told before the COMMIT; none resolves
+   * before the commit is durable. If the commit or its sync fails, none is allowed (all reject 'unavailable').
    */
   private enqueue(decide: () => Decision, onTentative?: OnTentative): Promise<Decision> {
     if (this.closed) return Promise.reject(new VigilError("unavailable", "SLASHING_DB_ERROR", "slashing database is closed"));
+    if (this.syncError) return Promise.reject(this.syncError);
     return new Promise((resolve, reject) => {
       this.pending.push({ decide, onTentative, resolve, reject });
       if (!this.flushScheduled) {
@@ -306,12 +330,51 @@ export class SqliteSlashingStore implements SlashingStore {
       for (const b of batch) b.reject(e);
       return;
     }
-    batch.forEach((b, i) => b.resolve(decisions[i]));
+    // A group that wrote nothing (refusals, repeats) still waits for earlier commits it may have read.
+    if (decisions.some((d) => d.allowed && !d.repeat)) this.committed++;
+    this.durable(this.committed).then(
+      () => batch.forEach((b, i) => b.resolve(decisions[i])),
+      (e) => batch.forEach((b) => b.reject(e)),
+    );
+  }
+
+  /** Resolves once the first `seq` write transactions are on disk: a WAL fdatasync begun after their COMMITs finished. */
+  private durable(seq: number): Promise<void> {
+    if (this.syncError) return Promise.reject(this.syncError);
+    if (seq <= this.synced || this.walFd === null) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.syncWaiters.push({ seq, resolve, reject });
+      this.startSync();
+    });
+  }
+
+  /** One WAL sync at a time; it covers every commit made before it started. */
+  private startSync(): void {
+    if (this.syncing || this.syncError || this.walFd === null) return;
+    this.syncing = true;
+    const upTo = this.committed;
+    this.syncWal(this.walFd, (err) => {
+      this.syncing = false;
+      if (err) {
+        // After a failed fsync the kernel may have dropped the dirty pages: what is on disk is unknown.
+        this.syncError = new VigilError("unavailable", "SLASHING_DB_ERROR", `slashing database: syncing its WAL failed (${err.code ?? err.message}); nothing is signed until Vigil restarts`);
+        for (const w of this.syncWaiters.splice(0)) w.reject(this.syncError);
+        return;
+      }
+      this.synced = Math.max(this.synced, upTo);
+      const waiting = this.syncWaiters;
+      this.syncWaiters = [];
+      for (const w of waiting) {
+        if (w.seq <= this.synced) w.resolve();
+        else this.syncWaiters.push(w);
+      }
+      if (this.syncWaiters.length > 0) this.startSync();
+    });
   }
 
   async importInterchange(doc: Interchange): Promise<ImportSummary> {
     const records = interchangeRecords(parseInterchange(doc)); // validate the whole document first
-    return this.guard(() =>
+    const summary = this.guard(() =>
       this.db
         .transaction((): ImportSummary => {
           this.bindGvr(records.genesisValidatorsRoot);
@@ -353,6 +416,8 @@ export class SqliteSlashingStore implements SlashingStore {
         })
         .immediate(),
     );
+    await this.durable(++this.committed);
+    return summary;
   }
 
   async exportInterchange(pubkeys?: string[]): Promise<Interchange> {
@@ -391,6 +456,7 @@ export class SqliteSlashingStore implements SlashingStore {
         })
         .immediate(),
     );
+    await this.durable(++this.committed);
   }
 
   async getWatermarks(pubkey?: string): Promise<Watermark[]> {
@@ -404,6 +470,9 @@ export class SqliteSlashingStore implements SlashingStore {
     // Decide what is already queued (nothing is dropped silently), then close.
     while (this.pending.length > 0) this.flush();
     this.closed = true;
+    await this.durable(this.committed).catch(() => undefined); // each waiter got the outcome already
+    if (this.walFd !== null) fs.closeSync(this.walFd);
+    this.walFd = null;
     if (this.db.open) this.db.close();
   }
 }
