@@ -160,6 +160,57 @@ function unavailable(e: unknown): VigilError {
 const closedError = (): VigilError => new VigilError("unavailable", "SLASHING_DB_ERROR", "slashing database is closed");
 
 /**
+ * The statements of a group commit, as PREPAREs (one string, run once per connection). Arrays come
+ * as parameters: $1 of the history reads is every pubkey of the batch, then one array per column of
+ * the requests in queue order (the result rows carry their 1-based position `i`).
+ */
+function batchStatements(t: { validators: string; blocks: string; atts: string; watermarks: string }, globalKey: number): string {
+  return [
+    // The shared global lock (imports and watermark changes take it exclusively), then the validators' locks in the given (ascending) order.
+    `PREPARE vigil_lock_global AS SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${globalKey})`,
+    `PREPARE vigil_lock_validators(int8[]) AS SELECT pg_advisory_xact_lock(k) FROM unnest($1) AS k`,
+    `PREPARE vigil_watermarks(text[]) AS SELECT kind, pubkey, slot, epoch FROM ${t.watermarks} WHERE pubkey = ANY($1) OR pubkey = '*'`,
+    `PREPARE vigil_block_history(text[], text[], int8[]) AS
+       WITH v AS MATERIALIZED (
+         SELECT v.id, v.pubkey, (SELECT min(b.slot) FROM ${t.blocks} b WHERE b.validator_id = v.id) AS min_slot
+         FROM ${t.validators} v WHERE v.pubkey = ANY($1))
+       SELECT t.i, v.min_slot,
+         (SELECT array_agg(b.signing_root) FROM ${t.blocks} b WHERE b.validator_id = v.id AND b.slot = t.slot) AS same_slot
+       FROM unnest($2, $3) WITH ORDINALITY AS t(pk, slot, i)
+       LEFT JOIN v ON v.pubkey = t.pk`,
+    // Each surround probe walks one index from the new vote outwards (normally zero rows); "+ 0" keeps the
+    // planner off the other index, which would scan the validator's whole history (SQLite: INDEXED BY).
+    `PREPARE vigil_attestation_history(text[], text[], int8[], int8[]) AS
+       WITH v AS MATERIALIZED (
+         SELECT v.id, v.pubkey,
+           (SELECT min(a.source_epoch) FROM ${t.atts} a WHERE a.validator_id = v.id) AS min_source,
+           (SELECT min(a.target_epoch) FROM ${t.atts} a WHERE a.validator_id = v.id) AS min_target
+         FROM ${t.validators} v WHERE v.pubkey = ANY($1))
+       SELECT t.i, v.min_source, v.min_target,
+         (SELECT array_agg(a.signing_root) FROM ${t.atts} a WHERE a.validator_id = v.id AND a.target_epoch = t.target) AS same_target,
+         EXISTS (SELECT 1 FROM ${t.atts} a
+                   WHERE a.validator_id = v.id AND a.source_epoch > t.source AND a.target_epoch + 0 < t.target) AS surrounds,
+         EXISTS (SELECT 1 FROM ${t.atts} a
+                   WHERE a.validator_id = v.id AND a.target_epoch > t.target AND a.source_epoch + 0 < t.source) AS surrounded
+       FROM unnest($2, $3, $4) WITH ORDINALITY AS t(pk, source, target, i)
+       LEFT JOIN v ON v.pubkey = t.pk`,
+    // New validators first (in the order of their first record, as the SQLite engine does), then the
+    // records, each joined to its validator's id.
+    `PREPARE vigil_insert_validators(text[]) AS
+       INSERT INTO ${t.validators} (pubkey) SELECT pk FROM unnest($1) WITH ORDINALITY AS t(pk, i) ORDER BY i
+       ON CONFLICT (pubkey) DO NOTHING`,
+    `PREPARE vigil_insert_blocks(text[], int8[], bytea[]) AS
+       INSERT INTO ${t.blocks} (validator_id, slot, signing_root)
+       SELECT v.id, t.s, t.r FROM unnest($1, $2, $3) WITH ORDINALITY AS t(pk, s, r, i)
+       JOIN ${t.validators} v ON v.pubkey = t.pk ORDER BY t.i`,
+    `PREPARE vigil_insert_attestations(text[], int8[], int8[], bytea[]) AS
+       INSERT INTO ${t.atts} (validator_id, source_epoch, target_epoch, signing_root)
+       SELECT v.id, t.s, t.tg, t.r FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS t(pk, s, tg, r, i)
+       JOIN ${t.validators} v ON v.pubkey = t.pk ORDER BY t.i`,
+  ].join(";\n");
+}
+
+/**
  * Open the PostgreSQL slashing-protection store at `url` (a libpq-style connection URL), creating or
  * migrating its schema. Rejects with VigilError 'unavailable' if the database cannot be reached.
  */
@@ -183,7 +234,9 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     keepAlive: true,
     application_name: "vigil",
     // Short OLTP statements: JIT compilation (triggered by row estimates of the batch queries) costs more than it saves.
-    options: "-c jit=off",
+    // The batch statements are prepared once per connection: plan them once, generically (a custom plan
+    // per batch would cost what preparing saves).
+    options: "-c jit=off -c plan_cache_mode=force_generic_plan",
   });
   // An idle client losing its connection emits 'error' on the pool; a checked-out one on itself. Never crash.
   pool.on("error", (e) => onError(e));
@@ -239,7 +292,12 @@ export class PostgresSlashingStore implements SlashingStore {
     };
     this.globalKey = schemaLockKey(schema, "global");
     this.migrateKey = schemaLockKey(schema, "migrate");
+    this.prepares = batchStatements(this.t, this.globalKey);
   }
+
+  /** PREPAREs of the batch statements, run once per connection before its first transaction. */
+  private readonly prepares: string;
+  private readonly preparedOn = new WeakSet<pg.PoolClient>();
 
   /** Create or migrate the schema, once, under a transaction-scoped advisory lock (instances starting together wait). Called by openPostgresStore. */
   async migrate(): Promise<void> {
@@ -277,6 +335,8 @@ export class PostgresSlashingStore implements SlashingStore {
     begin = "BEGIN",
     /** Statements sent in the same round trip as the COMMIT (literal SQL; a failure aborts the transaction). */
     finish?: (value: T) => string | null,
+    /** The transaction EXECUTEs the batch statements (prepared first on a new connection; the schema exists by then). */
+    usesPrepared = false,
   ): Promise<T> {
     let client: pg.PoolClient;
     try {
@@ -286,6 +346,11 @@ export class PostgresSlashingStore implements SlashingStore {
     }
     let result: T;
     try {
+      if (usesPrepared && !this.preparedOn.has(client)) {
+        // Prepared statements live as long as the session (not undone by a rollback): once per connection.
+        await client.query(this.prepares);
+        this.preparedOn.add(client);
+      }
       const begun = (await client.query(begin)) as pg.QueryResult | pg.QueryResult[]; // several statements: one result each
       result = await fn(client, Array.isArray(begun) ? begun : [begun]);
       const last = finish?.(result);
@@ -409,8 +474,9 @@ export class PostgresSlashingStore implements SlashingStore {
    * One group commit in two round trips: (1) BEGIN, locks (sorted), history; then, with the decisions
    * made here in queue order (and told tentatively), (2) the inserts and COMMIT. With a fence (HA)
    * the history is read after the fence check, in a round trip of its own.
-   * The values are inlined as SQL literals (several statements per round trip take no parameters):
-   * only validated pubkeys, safe integers and hex-encoded roots, each checked again by the lit* helpers.
+   * The statements are prepared once per connection (batchStatements); their arguments are inlined as SQL
+   * literals in the EXECUTEs (several statements per round trip take no parameters): only validated pubkeys,
+   * safe integers and hex-encoded roots, each checked again by the lit* helpers.
    */
   private async decideBatch(reqs: Request[]): Promise<Decision[]> {
     const pubkeys = [...new Set(reqs.map((r) => r.pk))];
@@ -421,43 +487,20 @@ export class PostgresSlashingStore implements SlashingStore {
     // locks in ascending key order.
     // With a fence (HA), a session frozen mid-transaction must not hold validator locks for long:
     // the server ends it after 3 s idle, so a new active instance can decide for those validators.
+    // The planner settings: every batch statement looks rows up by an indexed key, so index scans in nested loops are
+    // the right plan at any table size. The prepared statements' plans are made once, at their first EXECUTE,
+    // maybe on a new, empty database: without these they could stay sequential scans while the tables grow.
     const begin = `BEGIN;${this.fence !== null ? " SET LOCAL idle_in_transaction_session_timeout = '3s';" : ""}
-      SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${this.globalKey});
-      SELECT pg_advisory_xact_lock(k) FROM unnest(${litInt8s(keys)}) AS k`;
+      SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+      EXECUTE vigil_lock_global; EXECUTE vigil_lock_validators(${litInt8s(keys)})`;
     // The history slices the rules need, as of now (we hold the locks: nobody else writes them until COMMIT).
-    const reads = [
-      `SELECT kind, pubkey, slot, epoch FROM ${this.t.watermarks} WHERE pubkey = ANY(${litPubkeys(pubkeys)}) OR pubkey = '*'`,
-    ];
+    const reads = [`EXECUTE vigil_watermarks(${litPubkeys(pubkeys)})`];
     if (blocks.length > 0) {
-      const t = `unnest(${litPubkeys(blocks.map((b) => b.pk))}, ${litInt8s(blocks.map((b) => b.slot))})`;
-      reads.push(
-        `WITH v AS MATERIALIZED (
-           SELECT v.id, v.pubkey, (SELECT min(b.slot) FROM ${this.t.blocks} b WHERE b.validator_id = v.id) AS min_slot
-           FROM ${this.t.validators} v WHERE v.pubkey = ANY(${litPubkeys(pubkeys)}))
-         SELECT t.i, v.min_slot,
-           (SELECT array_agg(b.signing_root) FROM ${this.t.blocks} b WHERE b.validator_id = v.id AND b.slot = t.slot) AS same_slot
-         FROM ${t} WITH ORDINALITY AS t(pk, slot, i)
-         LEFT JOIN v ON v.pubkey = t.pk`,
-      );
+      reads.push(`EXECUTE vigil_block_history(${litPubkeys(pubkeys)}, ${litPubkeys(blocks.map((b) => b.pk))}, ${litInt8s(blocks.map((b) => b.slot))})`);
     }
     if (atts.length > 0) {
-      const t = `unnest(${litPubkeys(atts.map((a) => a.pk))}, ${litInt8s(atts.map((a) => a.source))}, ${litInt8s(atts.map((a) => a.target))})`;
       reads.push(
-        // Each surround probe walks one index from the new vote outwards (normally zero rows); "+ 0" keeps the
-        // planner off the other index, which would scan the validator's whole history (SQLite: INDEXED BY).
-        `WITH v AS MATERIALIZED (
-           SELECT v.id, v.pubkey,
-             (SELECT min(a.source_epoch) FROM ${this.t.atts} a WHERE a.validator_id = v.id) AS min_source,
-             (SELECT min(a.target_epoch) FROM ${this.t.atts} a WHERE a.validator_id = v.id) AS min_target
-           FROM ${this.t.validators} v WHERE v.pubkey = ANY(${litPubkeys(pubkeys)}))
-         SELECT t.i, v.min_source, v.min_target,
-           (SELECT array_agg(a.signing_root) FROM ${this.t.atts} a WHERE a.validator_id = v.id AND a.target_epoch = t.target) AS same_target,
-           EXISTS (SELECT 1 FROM ${this.t.atts} a
-                     WHERE a.validator_id = v.id AND a.source_epoch > t.source AND a.target_epoch + 0 < t.target) AS surrounds,
-           EXISTS (SELECT 1 FROM ${this.t.atts} a
-                     WHERE a.validator_id = v.id AND a.target_epoch > t.target AND a.source_epoch + 0 < t.source) AS surrounded
-         FROM ${t} WITH ORDINALITY AS t(pk, source, target, i)
-         LEFT JOIN v ON v.pubkey = t.pk`,
+        `EXECUTE vigil_attestation_history(${litPubkeys(pubkeys)}, ${litPubkeys(atts.map((a) => a.pk))}, ${litInt8s(atts.map((a) => a.source))}, ${litInt8s(atts.map((a) => a.target))})`,
       );
     }
     const { decisions } = await this.tx(
@@ -553,28 +596,20 @@ export class PostgresSlashingStore implements SlashingStore {
         const isNew = new Set<Request>([...newBlocks, ...newAtts]);
         const recorded = [...new Set(reqs.filter((r) => isNew.has(r)).map((r) => r.pk))];
         if (recorded.length === 0) return null;
-        const sql = [
-          `INSERT INTO ${this.t.validators} (pubkey) SELECT pk FROM unnest(${litPubkeys(recorded)}) WITH ORDINALITY AS t(pk, i) ORDER BY i
-             ON CONFLICT (pubkey) DO NOTHING`,
-        ];
+        const sql = [`EXECUTE vigil_insert_validators(${litPubkeys(recorded)})`];
         if (newBlocks.length > 0) {
           sql.push(
-            `INSERT INTO ${this.t.blocks} (validator_id, slot, signing_root)
-               SELECT v.id, t.s, t.r FROM unnest(${litPubkeys(newBlocks.map((b) => b.pk))}, ${litInt8s(newBlocks.map((b) => b.slot))},
-                 ${litByteas(newBlocks.map((b) => b.root))}) WITH ORDINALITY AS t(pk, s, r, i)
-               JOIN ${this.t.validators} v ON v.pubkey = t.pk ORDER BY t.i`,
+            `EXECUTE vigil_insert_blocks(${litPubkeys(newBlocks.map((b) => b.pk))}, ${litInt8s(newBlocks.map((b) => b.slot))}, ${litByteas(newBlocks.map((b) => b.root))})`,
           );
         }
         if (newAtts.length > 0) {
           sql.push(
-            `INSERT INTO ${this.t.atts} (validator_id, source_epoch, target_epoch, signing_root)
-               SELECT v.id, t.s, t.tg, t.r FROM unnest(${litPubkeys(newAtts.map((a) => a.pk))}, ${litInt8s(newAtts.map((a) => a.source))},
-                 ${litInt8s(newAtts.map((a) => a.target))}, ${litByteas(newAtts.map((a) => a.root))}) WITH ORDINALITY AS t(pk, s, tg, r, i)
-               JOIN ${this.t.validators} v ON v.pubkey = t.pk ORDER BY t.i`,
+            `EXECUTE vigil_insert_attestations(${litPubkeys(newAtts.map((a) => a.pk))}, ${litInt8s(newAtts.map((a) => a.source))}, ${litInt8s(newAtts.map((a) => a.target))}, ${litByteas(newAtts.map((a) => a.root))})`,
           );
         }
         return sql.join(";\n");
       },
+      true,
     );
     return decisions;
   }
