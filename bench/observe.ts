@@ -4,7 +4,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Command, RunResult } from "./loadgen.js";
-import { cpuSeconds, memory, pidsNamed, StateSampler, systemCpu, threadCpu } from "./proc.js";
+import { cpuSeconds, memory, pidsNamed, pss, StateSampler, systemCpu, threadCpu } from "./proc.js";
 import type { Cpu, Memory } from "./report.js";
 import { profileArgs, repoRoot, type Running } from "./vigil.js";
 
@@ -109,5 +109,13 @@ export function vigilMemory(v: Running): Memory {
   const hm = memory(http);
   const vm = vault.map(memory).filter((x) => x !== null);
   const vaultPeak = vm.reduce((a, x) => a + x.peakMiB, 0);
-  return { httpPeakMiB: hm?.peakMiB ?? NaN, httpRssMiB: hm?.rssMiB ?? NaN, vaultPeakMiB: vaultPeak, vaultRssMiB: vm.reduce((a, x) => a + x.rssMiB, 0), totalPeakMiB: (hm?.peakMiB ?? NaN) + vaultPeak };
+  return {
+    httpPeakMiB: hm?.peakMiB ?? NaN,
+    httpRssMiB: hm?.rssMiB ?? NaN,
+    vaultPeakMiB: vaultPeak,
+    vaultRssMiB: vm.reduce((a, x) => a + x.rssMiB, 0),
+    totalPeakMiB: (hm?.peakMiB ?? NaN) + vaultPeak,
+    httpPssMiB: pss(http) ?? NaN,
+    vaultPssMiB: vault.reduce((a, p) => a + (pss(p) ?? 0), 0),
+  };
 }

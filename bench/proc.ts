@@ -81,6 +81,13 @@ export function memory(pid: number): { peakMiB: number; rssMiB: number } | null 
   return { peakMiB: kb("VmHWM") / 1024, rssMiB: kb("VmRSS") / 1024 };
 }
 
+/** PSS in MiB (/proc/<pid>/smaps_rollup: shared pages divided among the processes mapping them), or null. */
+export function pss(pid: number): number | null {
+  const s = read(`/proc/${pid}/smaps_rollup`);
+  const kb = s === null ? null : /^Pss:\s+(\d+) kB/m.exec(s);
+  return kb ? Number(kb[1]) / 1024 : null;
+}
+
 /** Scheduler state (R running, S sleeping, D disk wait, …) and wait channel of one thread. */
 export function threadState(pid: number, tid: number): { state: string; wchan: string } | null {
   const s = read(`/proc/${pid}/task/${tid}/stat`);

@@ -52,6 +52,9 @@ export interface Memory {
   vaultPeakMiB: number;
   vaultRssMiB: number;
   totalPeakMiB: number;
+  /** PSS now (shared pages, such as the node binary's code, counted once across processes); absent in older results */
+  httpPssMiB?: number;
+  vaultPssMiB?: number;
 }
 
 export interface SigningSection {
@@ -216,6 +219,12 @@ export function renderMarkdown(r: Results): string {
       ),
       "",
     );
+    if (b.httpPssMiB !== undefined && b.vaultPssMiB !== undefined) {
+      L.push(
+        `The sum of RSS counts pages shared by the two processes (the node binary's code, ≈ 40–45 MiB) twice. Proportional set size after the runs (each shared page divided among the processes mapping it): HTTP ${f1(b.httpPssMiB)}, vault ${f1(b.vaultPssMiB)}, sum ${f1(b.httpPssMiB + b.vaultPssMiB)} MiB (sum of RSS now: ${f1(b.httpRssMiB + b.vaultRssMiB)} MiB).`,
+        "",
+      );
+    }
   }
 
   if (r.startup.length) {
