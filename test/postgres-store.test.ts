@@ -809,3 +809,51 @@ test("throughput: 10k check-and-record decisions over 100 validators from one in
   t.diagnostic(`${V} sequential streams: ${V * PER} blocks in ${streamsMs.toFixed(0)} ms (${rate(V * PER, streamsMs)})`);
   t.diagnostic(`serial: 200 attestations in ${serialMs.toFixed(0)} ms (${(serialMs / 200).toFixed(2)} ms each)`);
 });
+
+test("batch statements: prepared once per connection, one generic plan each, index lookups even when first planned on an empty database", async () => {
+  const store = await scratch.open({ poolSize: 1 }); // one connection: the queries below run on the batches' session
+  await store.bindGenesisValidatorsRoot(GVR);
+  // The first batch runs on a new, empty schema: its plans are made now and kept.
+  for (let round = 0; round < 3; round++) {
+    const ds = await Promise.all([
+      store.checkAndRecordBlock(pubkey(1), 10 + round, root(1)),
+      store.checkAndRecordAttestation(pubkey(2), round, round + 1, root(2)),
+      store.checkAndRecordAttestation(pubkey(3), round, round + 1, root(3)),
+    ]);
+    assert.deepEqual(ds.map(outcome), ["allow", "allow", "allow"]);
+  }
+  const c = await store.pool.connect();
+  try {
+    const rows = (await c.query("SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE 'vigil_%' ORDER BY name")).rows as {
+      name: string;
+      generic_plans: string;
+      custom_plans: string;
+    }[];
+    const names = rows.map((r) => r.name);
+    for (const n of ["vigil_attestation_history", "vigil_block_history", "vigil_insert_attestations", "vigil_insert_blocks", "vigil_lock_validators", "vigil_watermarks"]) {
+      assert.ok(names.includes(n), `${n} is prepared (${names.join(", ")})`);
+    }
+    const history = rows.find((r) => r.name === "vigil_attestation_history")!;
+    assert.equal(Number(history.custom_plans), 0, "never planned per batch");
+    assert.ok(Number(history.generic_plans) >= 3, `one cached generic plan, used by every batch (${history.generic_plans})`);
+    // The cached plans (made on an empty database) look rows up through the indexes.
+    await c.query("BEGIN");
+    try {
+      await c.query("SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off");
+      const pk = `'{${pubkey(2)}}'::text[]`;
+      for (const stmt of [
+        `vigil_attestation_history(${pk}, ${pk}, '{7}'::int8[], '{8}'::int8[])`,
+        `vigil_block_history(${pk}, ${pk}, '{7}'::int8[])`,
+        `vigil_insert_attestations(${pk}, '{7}'::int8[], '{8}'::int8[], ARRAY[NULL]::bytea[])`,
+      ]) {
+        const plan = ((await c.query(`EXPLAIN EXECUTE ${stmt}`)).rows as { "QUERY PLAN": string }[]).map((r) => r["QUERY PLAN"]).join("\n");
+        assert.doesNotMatch(plan, /Seq Scan on (validators|signed_)/, `${stmt}:\n${plan}`);
+        assert.match(plan, /Index/, `${stmt}:\n${plan}`);
+      }
+    } finally {
+      await c.query("ROLLBACK");
+    }
+  } finally {
+    c.release();
+  }
+});

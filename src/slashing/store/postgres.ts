@@ -234,9 +234,7 @@ export async function openPostgresStore(url: string, opts: PostgresStoreOptions 
     keepAlive: true,
     application_name: "vigil",
     // Short OLTP statements: JIT compilation (triggered by row estimates of the batch queries) costs more than it saves.
-    // The batch statements are prepared once per connection: plan them once, generically (a custom plan
-    // per batch would cost what preparing saves).
-    options: "-c jit=off -c plan_cache_mode=force_generic_plan",
+    options: "-c jit=off",
   });
   // An idle client losing its connection emits 'error' on the pool; a checked-out one on itself. Never crash.
   pool.on("error", (e) => onError(e));
@@ -487,11 +485,12 @@ export class PostgresSlashingStore implements SlashingStore {
     // locks in ascending key order.
     // With a fence (HA), a session frozen mid-transaction must not hold validator locks for long:
     // the server ends it after 3 s idle, so a new active instance can decide for those validators.
-    // The planner settings: every batch statement looks rows up by an indexed key, so index scans in nested loops are
-    // the right plan at any table size. The prepared statements' plans are made once, at their first EXECUTE,
-    // maybe on a new, empty database: without these they could stay sequential scans while the tables grow.
+    // Planner settings for the prepared batch statements: one generic plan each, made at the first EXECUTE (a custom
+    // plan per group would cost what preparing saves). Every batch statement looks rows up by an indexed key, so index
+    // scans in nested loops are the right plan at any table size; without the enable_* settings a plan first made on a
+    // new, empty database could stay a sequential scan while the tables grow.
     const begin = `BEGIN;${this.fence !== null ? " SET LOCAL idle_in_transaction_session_timeout = '3s';" : ""}
-      SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+      SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
       EXECUTE vigil_lock_global; EXECUTE vigil_lock_validators(${litInt8s(keys)})`;
     // The history slices the rules need, as of now (we hold the locks: nobody else writes them until COMMIT).
     const reads = [`EXECUTE vigil_watermarks(${litPubkeys(pubkeys)})`];
