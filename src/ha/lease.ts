@@ -109,7 +109,7 @@ export class Lease {
   fenceCheck = async (client: pg.PoolClient): Promise<void> => {
     const fence = this.fencingNumber;
     if (fence === null) throw notActive(this.opts.group);
-    await client.query("SET LOCAL idle_in_transaction_session_timeout = '3s'");
+    // The store's batch transaction has already set idle_in_transaction_session_timeout (3 s) for fenced batches.
     const res = await client.query(
       `SELECT 1 FROM ${this.table} WHERE group_name = $1 AND holder = $2 AND fence = $3 AND expires_at > clock_timestamp() FOR SHARE`,
       [this.opts.group, this.instanceId, fence],
