@@ -3,24 +3,11 @@ import fs from "node:fs";
 import path from "node:path";
 import { resolveNetwork } from "../config/networks.js";
 import { VigilError } from "../errors.js";
-import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
+import { serializeInterchange } from "../slashing/interchange.js";
+import { openInterchangeFile } from "../slashing/interchange-file.js";
 import { openStore } from "../vault/service.js";
 import type { SlashingStore } from "../slashing/store/store.js";
 import { DB_FILE } from "../config/files.js";
-
-function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, "utf8");
-  } catch (e) {
-    throw new VigilError("bad_request", "FILE_UNREADABLE", `cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new VigilError("bad_request", "INVALID_JSON", `${file} is not JSON: ${(e as Error).message}`);
-  }
-}
 
 export interface StoreFlags {
   dataDir: string;
@@ -34,29 +21,35 @@ function open(flags: StoreFlags): Promise<SlashingStore> {
 }
 
 export async function importCommand(file: string, flags: StoreFlags & { network?: string }): Promise<void> {
-  const doc = parseInterchange(readJson(file));
-  // Check the file against --network before touching the database (a refused import binds nothing).
-  const network = flags.network ? resolveNetwork(flags.network) : null;
-  if (network?.genesisValidatorsRoot) {
-    const expected = "0x" + Buffer.from(network.genesisValidatorsRoot).toString("hex");
-    if (doc.metadata.genesis_validators_root !== expected) {
-      throw new VigilError(
-        "bad_request",
-        "GENESIS_VALIDATORS_ROOT_MISMATCH",
-        `${file} is for genesis validators root ${doc.metadata.genesis_validators_root}, not ${network.name}'s (${expected})`,
-      );
-    }
-  }
-  const store = await open(flags);
+  // The file is checked and then read one validator entry at a time (never whole in memory).
+  const source = openInterchangeFile(file);
   try {
-    const s = await store.importInterchange(doc);
-    process.stdout.write(
-      `imported ${file}: ${s.validators} validators (${s.validatorsAdded} new), ` +
-        `${s.blocksImported} blocks (${s.blocksSkipped} already known), ` +
-        `${s.attestationsImported} attestations (${s.attestationsSkipped} already known)\n`,
-    );
+    // Check the file against --network before touching the database (a refused import binds nothing).
+    const network = flags.network ? resolveNetwork(flags.network) : null;
+    if (network?.genesisValidatorsRoot) {
+      const expected = "0x" + Buffer.from(network.genesisValidatorsRoot).toString("hex");
+      if (source.metadata.genesis_validators_root !== expected) {
+        throw new VigilError(
+          "bad_request",
+          "GENESIS_VALIDATORS_ROOT_MISMATCH",
+          `${file} is for genesis validators root ${source.metadata.genesis_validators_root}, not ${network.name}'s (${expected})`,
+        );
+      }
+    }
+    for (const entry of source.entries()) void entry; // every entry checked before the database is opened (or created)
+    const store = await open(flags);
+    try {
+      const s = await store.importInterchange(source);
+      process.stdout.write(
+        `imported ${file}: ${s.validators} validators (${s.validatorsAdded} new), ` +
+          `${s.blocksImported} blocks (${s.blocksSkipped} already known), ` +
+          `${s.attestationsImported} attestations (${s.attestationsSkipped} already known)\n`,
+      );
+    } finally {
+      await store.close();
+    }
   } finally {
-    await store.close();
+    source.close();
   }
 }
 

@@ -20,7 +20,7 @@ import type { PostgresSlashingStore } from "../slashing/store/postgres.js";
 import { readPassphrase } from "../keys/unlock.js";
 import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
-import { parseInterchange, serializeInterchange } from "../slashing/interchange.js";
+import { interchangeSource, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
 import type { SlashingStore } from "../slashing/store/store.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStatus } from "./api.js";
@@ -325,14 +325,8 @@ export class VaultService implements VaultApi {
     }
     // Keymanager API: the history comes in before any imported key can sign.
     if (slashingProtection !== undefined) {
-      let doc;
-      try {
-        doc = parseInterchange(JSON.parse(slashingProtection));
-      } catch (e) {
-        if (e instanceof VigilError) throw e;
-        throw new VigilError("bad_request", "INVALID_INTERCHANGE", `slashing_protection is not JSON: ${(e as Error).message}`);
-      }
-      await this.store.importInterchange(doc);
+      const source = interchangeSource(slashingProtection); // entries are checked as they are imported: all or nothing
+      await this.store.importInterchange(source);
     }
     const out: ImportStatus[] = [];
     for (const [i, text] of keystores.entries()) {

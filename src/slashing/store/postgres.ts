@@ -25,7 +25,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { badRequest, VigilError } from "../../errors.js";
-import { bytesToHex, interchangeRecords, INTERCHANGE_FORMAT_VERSION, parseInterchange } from "../interchange.js";
+import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
 import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS } from "../rules.js";
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
@@ -613,88 +613,110 @@ export class PostgresSlashingStore implements SlashingStore {
     return decisions;
   }
 
-  async importInterchange(doc: Interchange): Promise<ImportSummary> {
-    const records = interchangeRecords(parseInterchange(doc)); // validate the whole document first
+  async importInterchange(doc: Interchange | InterchangeSource): Promise<ImportSummary> {
+    const source = interchangeSource(doc);
     if (this.closing) throw closedError();
     return this.tx(async (c): Promise<ImportSummary> => {
       // Exclusive global lock: no decision is in flight meanwhile, and every later one sees the import.
       await c.query("SELECT pg_advisory_xact_lock($1, $2)", [LOCK_CLASS, this.globalKey]);
-      await this.bindGvrIn(c, records.genesisValidatorsRoot);
-      const pubkeys = [...records.validators.keys()];
+      await this.bindGvrIn(c, hexToBytes(source.metadata.genesis_validators_root));
+      const pubkeys = new Set<string>();
       const sum: ImportSummary = {
-        validators: pubkeys.length,
+        validators: 0,
         validatorsAdded: 0,
         blocksImported: 0,
         blocksSkipped: 0,
         attestationsImported: 0,
         attestationsSkipped: 0,
       };
-      const ids = new Map<string, string>();
-      for (let i = 0; i < pubkeys.length; i += IMPORT_CHUNK) {
-        const chunk = pubkeys.slice(i, i + IMPORT_CHUNK);
-        const added = await c.query(
-          `INSERT INTO ${this.t.validators} (pubkey) SELECT pk FROM unnest($1::text[]) WITH ORDINALITY AS t(pk, i) ORDER BY i
-             ON CONFLICT (pubkey) DO NOTHING`,
-          [chunk],
-        );
-        sum.validatorsAdded += added.rowCount ?? 0;
-        const r = await c.query(`SELECT id, pubkey FROM ${this.t.validators} WHERE pubkey = ANY($1::text[])`, [chunk]);
-        for (const row of r.rows as { id: string; pubkey: string }[]) ids.set(row.pubkey, row.id);
-      }
-      // Exact duplicates inside the document are skipped here; those already in the database by the INSERT's NOT EXISTS.
-      // Slashable records (inside the file or against the database) are still kept: they only make checks stricter.
-      const blocks: [string, number, Buffer | null][] = [];
-      const atts: [string, number, number, Buffer | null][] = [];
-      const seen = new Set<string>();
-      const hexOf = (r: Buffer | null): string => (r === null ? "-" : r.toString("hex"));
-      for (const [pubkey, rec] of records.validators) {
-        const id = ids.get(pubkey) as string;
-        for (const b of rec.blocks) {
-          const root = bytea(b.signingRoot);
-          const key = `b/${id}/${b.slot}/${hexOf(root)}`;
-          if (seen.has(key)) sum.blocksSkipped++;
-          else {
-            seen.add(key);
-            blocks.push([id, b.slot, root]);
-          }
-        }
-        for (const a of rec.attestations) {
-          const root = bytea(a.signingRoot);
-          const key = `a/${id}/${a.source}/${a.target}/${hexOf(root)}`;
-          if (seen.has(key)) sum.attestationsSkipped++;
-          else {
-            seen.add(key);
-            atts.push([id, a.source, a.target, root]);
-          }
+      // Entries are validated as they are read (an invalid one throws: the transaction rolls back) and
+      // written in groups of about IMPORT_CHUNK records, so that memory stays bounded.
+      let group: InterchangeValidator[] = [];
+      let size = 0;
+      for (const entry of source.entries()) {
+        pubkeys.add(entry.pubkey);
+        group.push(entry);
+        size += 1 + entry.signed_blocks.length + entry.signed_attestations.length;
+        if (size >= IMPORT_CHUNK) {
+          await this.importGroup(c, group, sum);
+          group = [];
+          size = 0;
         }
       }
-      for (let i = 0; i < blocks.length; i += IMPORT_CHUNK) {
-        const chunk = blocks.slice(i, i + IMPORT_CHUNK);
-        const r = await c.query(
-          `INSERT INTO ${this.t.blocks} (validator_id, slot, signing_root)
-             SELECT v, s, r FROM unnest($1::int8[], $2::int8[], $3::bytea[]) WITH ORDINALITY AS t(v, s, r, i)
-             WHERE NOT EXISTS (SELECT 1 FROM ${this.t.blocks} b WHERE b.validator_id = t.v AND b.slot = t.s AND b.signing_root IS NOT DISTINCT FROM t.r)
-             ORDER BY i`,
-          [chunk.map((b) => b[0]), chunk.map((b) => b[1]), chunk.map((b) => b[2])],
-        );
-        sum.blocksImported += r.rowCount ?? 0;
-        sum.blocksSkipped += chunk.length - (r.rowCount ?? 0);
-      }
-      for (let i = 0; i < atts.length; i += IMPORT_CHUNK) {
-        const chunk = atts.slice(i, i + IMPORT_CHUNK);
-        const r = await c.query(
-          `INSERT INTO ${this.t.atts} (validator_id, source_epoch, target_epoch, signing_root)
-             SELECT v, s, tg, r FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bytea[]) WITH ORDINALITY AS t(v, s, tg, r, i)
-             WHERE NOT EXISTS (SELECT 1 FROM ${this.t.atts} a WHERE a.validator_id = t.v AND a.target_epoch = t.tg AND a.source_epoch = t.s
-                                 AND a.signing_root IS NOT DISTINCT FROM t.r)
-             ORDER BY i`,
-          [chunk.map((a) => a[0]), chunk.map((a) => a[1]), chunk.map((a) => a[2]), chunk.map((a) => a[3])],
-        );
-        sum.attestationsImported += r.rowCount ?? 0;
-        sum.attestationsSkipped += chunk.length - (r.rowCount ?? 0);
-      }
+      if (group.length > 0) await this.importGroup(c, group, sum);
+      sum.validators = pubkeys.size;
       return sum;
     });
+  }
+
+  /** Write some entries' validators and records (inside the import's transaction). */
+  private async importGroup(c: pg.PoolClient, group: InterchangeValidator[], sum: ImportSummary): Promise<void> {
+    const pubkeys = [...new Set(group.map((e) => e.pubkey))];
+    const ids = new Map<string, string>();
+    for (let i = 0; i < pubkeys.length; i += IMPORT_CHUNK) {
+      const chunk = pubkeys.slice(i, i + IMPORT_CHUNK);
+      const added = await c.query(
+        `INSERT INTO ${this.t.validators} (pubkey) SELECT pk FROM unnest($1::text[]) WITH ORDINALITY AS t(pk, i) ORDER BY i
+           ON CONFLICT (pubkey) DO NOTHING`,
+        [chunk],
+      );
+      sum.validatorsAdded += added.rowCount ?? 0;
+      const r = await c.query(`SELECT id, pubkey FROM ${this.t.validators} WHERE pubkey = ANY($1::text[])`, [chunk]);
+      for (const row of r.rows as { id: string; pubkey: string }[]) ids.set(row.pubkey, row.id);
+    }
+    // Exact duplicates inside this group are skipped here; those in the database (earlier groups included:
+    // same transaction) by the INSERT's NOT EXISTS. Slashable records are still kept: they only make checks stricter.
+    const blocks: [string, number, Buffer | null][] = [];
+    const atts: [string, number, number, Buffer | null][] = [];
+    const seen = new Set<string>();
+    const hexOf = (r: Buffer | null): string => (r === null ? "-" : r.toString("hex"));
+    for (const entry of group) {
+      const id = ids.get(entry.pubkey) as string;
+      const rec = validatorRecords(entry);
+      for (const b of rec.blocks) {
+        const root = bytea(b.signingRoot);
+        const key = `b/${id}/${b.slot}/${hexOf(root)}`;
+        if (seen.has(key)) sum.blocksSkipped++;
+        else {
+          seen.add(key);
+          blocks.push([id, b.slot, root]);
+        }
+      }
+      for (const a of rec.attestations) {
+        const root = bytea(a.signingRoot);
+        const key = `a/${id}/${a.source}/${a.target}/${hexOf(root)}`;
+        if (seen.has(key)) sum.attestationsSkipped++;
+        else {
+          seen.add(key);
+          atts.push([id, a.source, a.target, root]);
+        }
+      }
+    }
+    for (let i = 0; i < blocks.length; i += IMPORT_CHUNK) {
+      const chunk = blocks.slice(i, i + IMPORT_CHUNK);
+      const r = await c.query(
+        `INSERT INTO ${this.t.blocks} (validator_id, slot, signing_root)
+           SELECT v, s, r FROM unnest($1::int8[], $2::int8[], $3::bytea[]) WITH ORDINALITY AS t(v, s, r, i)
+           WHERE NOT EXISTS (SELECT 1 FROM ${this.t.blocks} b WHERE b.validator_id = t.v AND b.slot = t.s AND b.signing_root IS NOT DISTINCT FROM t.r)
+           ORDER BY i`,
+        [chunk.map((b) => b[0]), chunk.map((b) => b[1]), chunk.map((b) => b[2])],
+      );
+      sum.blocksImported += r.rowCount ?? 0;
+      sum.blocksSkipped += chunk.length - (r.rowCount ?? 0);
+    }
+    for (let i = 0; i < atts.length; i += IMPORT_CHUNK) {
+      const chunk = atts.slice(i, i + IMPORT_CHUNK);
+      const r = await c.query(
+        `INSERT INTO ${this.t.atts} (validator_id, source_epoch, target_epoch, signing_root)
+           SELECT v, s, tg, r FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::bytea[]) WITH ORDINALITY AS t(v, s, tg, r, i)
+           WHERE NOT EXISTS (SELECT 1 FROM ${this.t.atts} a WHERE a.validator_id = t.v AND a.target_epoch = t.tg AND a.source_epoch = t.s
+                               AND a.signing_root IS NOT DISTINCT FROM t.r)
+           ORDER BY i`,
+        [chunk.map((a) => a[0]), chunk.map((a) => a[1]), chunk.map((a) => a[2]), chunk.map((a) => a[3])],
+      );
+      sum.attestationsImported += r.rowCount ?? 0;
+      sum.attestationsSkipped += chunk.length - (r.rowCount ?? 0);
+    }
   }
 
   async exportInterchange(pubkeys?: string[]): Promise<Interchange> {

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
 import { badRequest, VigilError } from "../../errors.js";
-import { bytesToHex, interchangeRecords, INTERCHANGE_FORMAT_VERSION, parseInterchange } from "../interchange.js";
+import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
 import { applicableWatermarks, checkAttestation, checkBlock } from "../rules.js";
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
@@ -372,24 +372,28 @@ export class SqliteSlashingStore implements SlashingStore {
     });
   }
 
-  async importInterchange(doc: Interchange): Promise<ImportSummary> {
-    const records = interchangeRecords(parseInterchange(doc)); // validate the whole document first
+  async importInterchange(doc: Interchange | InterchangeSource): Promise<ImportSummary> {
+    const source = interchangeSource(doc);
     const summary = this.guard(() =>
       this.db
         .transaction((): ImportSummary => {
-          this.bindGvr(records.genesisValidatorsRoot);
+          this.bindGvr(hexToBytes(source.metadata.genesis_validators_root));
+          const pubkeys = new Set<string>();
           const sum: ImportSummary = {
-            validators: records.validators.size,
+            validators: 0,
             validatorsAdded: 0,
             blocksImported: 0,
             blocksSkipped: 0,
             attestationsImported: 0,
             attestationsSkipped: 0,
           };
-          for (const [pubkey, rec] of records.validators) {
-            let id = this.validatorId(pubkey, false);
+          // Entries are validated as they are read: an invalid one throws and rolls the whole import back.
+          for (const entry of source.entries()) {
+            pubkeys.add(entry.pubkey);
+            const rec = validatorRecords(entry);
+            let id = this.validatorId(entry.pubkey, false);
             if (id === undefined) {
-              id = this.validatorId(pubkey, true);
+              id = this.validatorId(entry.pubkey, true);
               sum.validatorsAdded++;
             }
             // Slashable records (inside the file or against the database) are still kept: they only make checks stricter.
@@ -412,6 +416,7 @@ export class SqliteSlashingStore implements SlashingStore {
               }
             }
           }
+          sum.validators = pubkeys.size;
           return sum;
         })
         .immediate(),

@@ -4,6 +4,7 @@
  */
 import { badRequest } from "../../errors.js";
 import { normaliseSigningRoot } from "../rules.js";
+import type { InterchangeSource } from "../interchange.js";
 import type { Decision, ImportSummary, Interchange, SigningRoot, Watermark, WatermarkSetting } from "../types.js";
 
 export type { Decision, ImportSummary, Interchange, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
@@ -29,10 +30,11 @@ export interface SlashingStore {
   checkAndRecordBlock(pubkey: string, slot: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision>;
   checkAndRecordAttestation(pubkey: string, source: number, target: number, signingRoot: Uint8Array | null, onTentative?: OnTentative): Promise<Decision>;
   /**
-   * Import an EIP-3076 v5 document in one transaction (binding an unbound database to its GVR).
+   * Import an EIP-3076 v5 document (in memory, or read entry by entry from a file) in one transaction,
+   * binding an unbound database to its GVR; an invalid entry anywhere rolls it all back.
    * Exact duplicates are skipped; slashable records are kept as history (they only make checks stricter).
    */
-  importInterchange(doc: Interchange): Promise<ImportSummary>;
+  importInterchange(doc: Interchange | InterchangeSource): Promise<ImportSummary>;
   /** Export every validator (or only `pubkeys`, when given and known) with all its records. */
   exportInterchange(pubkeys?: string[]): Promise<Interchange>;
   /**
