@@ -10,8 +10,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { VigilError } from "../src/errors.js";
-import { openInterchangeFile } from "../src/slashing/interchange-file.js";
-import { parseInterchange } from "../src/slashing/interchange.js";
+import { InterchangeFileWriter, openInterchangeFile } from "../src/slashing/interchange-file.js";
+import { parseInterchange, serializeInterchange } from "../src/slashing/interchange.js";
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import type { SlashingStore } from "../src/slashing/store/store.js";
 import type { Interchange } from "../src/slashing/types.js";
@@ -203,6 +203,55 @@ for (const engine of engines) {
       } finally {
         await fromFile.close();
         await fromDoc.close();
+      }
+    });
+
+    test("export to a file: the text serializeInterchange gives the document, written entry by entry", async () => {
+      const store = await engine.open();
+      try {
+        const dir = fs.mkdtempSync(path.join(tmp, "export-"));
+        const target = path.join(dir, "out.json");
+        // Not bound yet: refused, and neither the target nor a temporary file is left.
+        const early = new InterchangeFileWriter(target);
+        await assert.rejects(store.exportInterchangeTo(early), (e: unknown) => e instanceof VigilError && e.code === "GENESIS_VALIDATORS_ROOT_UNSET");
+        early.abort();
+        assert.deepEqual(fs.readdirSync(dir), []);
+
+        await store.bindGenesisValidatorsRoot(Buffer.from(GVR.slice(2), "hex"));
+        const exportTo = async (pubkeys?: string[]): Promise<{ text: string; written: InterchangeFileWriter["written"] }> => {
+          const out = new InterchangeFileWriter(target);
+          await store.exportInterchangeTo(out, pubkeys);
+          out.finish();
+          assert.deepEqual(fs.readdirSync(dir), ["out.json"], "only the target is left");
+          return { text: fs.readFileSync(target, "utf8"), written: out.written };
+        };
+        const empty = await exportTo();
+        assert.equal(empty.text, serializeInterchange(await store.exportInterchange(), 2) + "\n");
+        assert.match(empty.text, /"data": \[\]\n\}\n$/);
+
+        const doc = history(1200, 10); // more validators than the PostgreSQL engine reads per query
+        doc.data[5].signed_blocks = [];
+        doc.data[6].signed_attestations = [];
+        await store.importInterchange(doc);
+        const all = await exportTo();
+        assert.equal(all.text, serializeInterchange(await store.exportInterchange(), 2) + "\n");
+        assert.deepEqual(parseInterchange(all.text), await store.exportInterchange());
+        assert.deepEqual(all.written, { validators: 1200, blocks: 1199 * 30, attestations: 1199 * 30 });
+        const some = [pubkey(1200), pubkey(3), "0x" + "ee".repeat(48)];
+        const part = await exportTo(some);
+        assert.equal(part.text, serializeInterchange(await store.exportInterchange(some), 2) + "\n");
+        assert.deepEqual(parseInterchange(part.text).data.map((v) => v.pubkey).sort(), [pubkey(3), pubkey(1200)]);
+
+        // An export that fails half-way leaves the earlier file as it was.
+        const failing = new InterchangeFileWriter(target);
+        let n = 0;
+        const sink = { start: failing.start.bind(failing), entry: (v: Parameters<InterchangeFileWriter["entry"]>[0]) => (++n === 700 ? failing.entry({ ...v, pubkey: "0x12" }) : failing.entry(v)) };
+        await assert.rejects(store.exportInterchangeTo(sink), (e: unknown) => e instanceof VigilError && e.kind === "internal" && /refusing to serialise/.test(e.message));
+        failing.abort();
+        assert.deepEqual(fs.readdirSync(dir), ["out.json"]);
+        assert.equal(fs.readFileSync(target, "utf8"), part.text);
+      } finally {
+        await store.close();
       }
     });
 

@@ -3,8 +3,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { resolveNetwork } from "../config/networks.js";
 import { VigilError } from "../errors.js";
-import { serializeInterchange } from "../slashing/interchange.js";
-import { openInterchangeFile } from "../slashing/interchange-file.js";
+import { InterchangeFileWriter, openInterchangeFile } from "../slashing/interchange-file.js";
 import { openStore } from "../vault/service.js";
 import type { SlashingStore } from "../slashing/store/store.js";
 import { DB_FILE } from "../config/files.js";
@@ -58,11 +57,16 @@ export async function exportCommand(file: string, flags: StoreFlags & { pubkey?:
   if (!flags.dbUrl && !fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
   const store = await open(flags);
   try {
-    const doc = await store.exportInterchange(flags.pubkey?.map((p) => p.toLowerCase()));
-    fs.writeFileSync(file, serializeInterchange(doc, 2) + "\n");
-    const blocks = doc.data.reduce((n, v) => n + v.signed_blocks.length, 0);
-    const atts = doc.data.reduce((n, v) => n + v.signed_attestations.length, 0);
-    process.stdout.write(`exported ${doc.data.length} validators, ${blocks} blocks, ${atts} attestations to ${file}\n`);
+    const out = new InterchangeFileWriter(file);
+    try {
+      await store.exportInterchangeTo(out, flags.pubkey?.map((p) => p.toLowerCase()));
+      out.finish();
+    } catch (e) {
+      out.abort();
+      throw e;
+    }
+    const { validators, blocks, attestations } = out.written;
+    process.stdout.write(`exported ${validators} validators, ${blocks} blocks, ${attestations} attestations to ${file}\n`);
   } finally {
     await store.close();
   }

@@ -29,8 +29,8 @@ import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, 
 import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS } from "../rules.js";
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
-import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
-import type { OnTentative, SlashingStore } from "./store.js";
+import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
+import type { InterchangeSink, OnTentative, SlashingStore } from "./store.js";
 
 /**
  * Most decisions one group commit takes (default). Each distinct validator of a batch holds an advisory lock until
@@ -40,6 +40,8 @@ import type { OnTentative, SlashingStore } from "./store.js";
 export const PG_MAX_BATCH = 512;
 /** Rows per INSERT statement during an import. */
 const IMPORT_CHUNK = 5000;
+/** Validators read per query while exporting. */
+const EXPORT_CHUNK = 500;
 const GVR_KEY = "genesis_validators_root";
 const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 /** First key of Vigil's two-int4 advisory locks (migration, global); validator locks use the one-int8 form, a separate key space. */
@@ -720,41 +722,44 @@ export class PostgresSlashingStore implements SlashingStore {
   }
 
   async exportInterchange(pubkeys?: string[]): Promise<Interchange> {
+    return collectInterchange(this, pubkeys);
+  }
+
+  async exportInterchangeTo(sink: InterchangeSink, pubkeys?: string[]): Promise<void> {
     const wanted = pubkeys === undefined ? null : [...new Set(pubkeys.map(checkPubkey))];
     if (this.closing) throw closedError();
-    // One consistent snapshot of every validator.
-    return this.tx(async (c): Promise<Interchange> => {
+    // One consistent snapshot of every validator, read EXPORT_CHUNK validators at a time.
+    await this.tx(async (c): Promise<void> => {
       const gvr = await this.readGvr(c);
       if (gvr === null) throw badRequest("GENESIS_VALIDATORS_ROOT_UNSET", "the slashing database is not bound to a genesis validators root yet");
+      sink.start({ interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: bytesToHex(gvr) });
       const filter = wanted === null ? "" : "WHERE v.pubkey = ANY($1::text[])";
-      const params = wanted === null ? [] : [wanted];
-      const vs = (await c.query(`SELECT v.id, v.pubkey FROM ${this.t.validators} v ${filter} ORDER BY v.id`, params)).rows as { id: string; pubkey: string }[];
-      const byId = new Map<string, InterchangeValidator>();
-      const data = vs.map((v): InterchangeValidator => {
-        const entry: InterchangeValidator = { pubkey: v.pubkey, signed_blocks: [], signed_attestations: [] };
-        byId.set(v.id, entry);
-        return entry;
-      });
-      const blocks = await c.query(
-        `SELECT b.validator_id AS vid, b.slot, b.signing_root AS root FROM ${this.t.blocks} b JOIN ${this.t.validators} v ON v.id = b.validator_id
-           ${filter} ORDER BY b.validator_id, b.slot, b.id`,
-        params,
-      );
-      for (const b of blocks.rows as { vid: string; slot: string; root: Buffer | null }[]) {
-        const slot = String(num(b.slot));
-        (byId.get(b.vid) as InterchangeValidator).signed_blocks.push(b.root === null ? { slot } : { slot, signing_root: bytesToHex(b.root) });
+      const vs = (await c.query(`SELECT v.id, v.pubkey FROM ${this.t.validators} v ${filter} ORDER BY v.id`, wanted === null ? [] : [wanted])).rows as { id: string; pubkey: string }[];
+      for (let i = 0; i < vs.length; i += EXPORT_CHUNK) {
+        const chunk = vs.slice(i, i + EXPORT_CHUNK);
+        const ids = [chunk.map((v) => v.id)];
+        const byId = new Map<string, InterchangeValidator>();
+        for (const v of chunk) byId.set(v.id, { pubkey: v.pubkey, signed_blocks: [], signed_attestations: [] });
+        const blocks = await c.query(
+          `SELECT b.validator_id AS vid, b.slot, b.signing_root AS root FROM ${this.t.blocks} b
+             WHERE b.validator_id = ANY($1::int8[]) ORDER BY b.validator_id, b.slot, b.id`,
+          ids,
+        );
+        for (const b of blocks.rows as { vid: string; slot: string; root: Buffer | null }[]) {
+          const slot = String(num(b.slot));
+          (byId.get(b.vid) as InterchangeValidator).signed_blocks.push(b.root === null ? { slot } : { slot, signing_root: bytesToHex(b.root) });
+        }
+        const atts = await c.query(
+          `SELECT a.validator_id AS vid, a.source_epoch AS source, a.target_epoch AS target, a.signing_root AS root FROM ${this.t.atts} a
+             WHERE a.validator_id = ANY($1::int8[]) ORDER BY a.validator_id, a.target_epoch, a.source_epoch, a.id`,
+          ids,
+        );
+        for (const a of atts.rows as { vid: string; source: string; target: string; root: Buffer | null }[]) {
+          const att = { source_epoch: String(num(a.source)), target_epoch: String(num(a.target)) };
+          (byId.get(a.vid) as InterchangeValidator).signed_attestations.push(a.root === null ? att : { ...att, signing_root: bytesToHex(a.root) });
+        }
+        for (const entry of byId.values()) sink.entry(entry);
       }
-      const atts = await c.query(
-        `SELECT a.validator_id AS vid, a.source_epoch AS source, a.target_epoch AS target, a.signing_root AS root
-           FROM ${this.t.atts} a JOIN ${this.t.validators} v ON v.id = a.validator_id
-           ${filter} ORDER BY a.validator_id, a.target_epoch, a.source_epoch, a.id`,
-        params,
-      );
-      for (const a of atts.rows as { vid: string; source: string; target: string; root: Buffer | null }[]) {
-        const att = { source_epoch: String(num(a.source)), target_epoch: String(num(a.target)) };
-        (byId.get(a.vid) as InterchangeValidator).signed_attestations.push(a.root === null ? att : { ...att, signing_root: bytesToHex(a.root) });
-      }
-      return { metadata: { interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: bytesToHex(gvr) }, data };
     }, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   }
 

@@ -11,9 +11,9 @@ import { badRequest, VigilError } from "../../errors.js";
 import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
 import { applicableWatermarks, checkAttestation, checkBlock } from "../rules.js";
 import type { Watermarks } from "../rules.js";
-import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
-import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
-import type { OnTentative, SlashingStore } from "./store.js";
+import type { Decision, ImportSummary, Interchange, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
+import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
+import type { InterchangeSink, OnTentative, SlashingStore } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
 /** Most decisions one group commit takes. */
@@ -426,15 +426,20 @@ export class SqliteSlashingStore implements SlashingStore {
   }
 
   async exportInterchange(pubkeys?: string[]): Promise<Interchange> {
+    return collectInterchange(this, pubkeys);
+  }
+
+  async exportInterchangeTo(sink: InterchangeSink, pubkeys?: string[]): Promise<void> {
     const wanted = pubkeys === undefined ? undefined : new Set(pubkeys.map(checkPubkey));
-    return this.guard(() =>
-      this.db.transaction((): Interchange => {
+    // One read transaction: a consistent snapshot, handed over one validator at a time.
+    this.guard(() =>
+      this.db.transaction((): void => {
         const gvr = this.readGvr();
         if (gvr === null) throw badRequest("GENESIS_VALIDATORS_ROOT_UNSET", "the slashing database is not bound to a genesis validators root yet");
-        const data: InterchangeValidator[] = [];
+        sink.start({ interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: bytesToHex(gvr) });
         for (const v of this.s.allValidators.all() as { id: number; pubkey: string }[]) {
           if (wanted !== undefined && !wanted.has(v.pubkey)) continue;
-          data.push({
+          sink.entry({
             pubkey: v.pubkey,
             signed_blocks: (this.s.blocksOf.all(v.id) as { slot: number; root: Buffer | null }[]).map((b) =>
               b.root === null ? { slot: String(b.slot) } : { slot: String(b.slot), signing_root: bytesToHex(b.root) },
@@ -445,7 +450,6 @@ export class SqliteSlashingStore implements SlashingStore {
             }),
           });
         }
-        return { metadata: { interchange_format_version: INTERCHANGE_FORMAT_VERSION, genesis_validators_root: bytesToHex(gvr) }, data };
       })(),
     );
   }

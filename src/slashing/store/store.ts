@@ -2,10 +2,10 @@
  * The slashing-protection store every database engine implements (SQLite, PostgreSQL).
  * All methods are async so that a network database fits. The input checks shared by the engines are here too.
  */
-import { badRequest } from "../../errors.js";
+import { badRequest, VigilError } from "../../errors.js";
 import { normaliseSigningRoot } from "../rules.js";
 import type { InterchangeSource } from "../interchange.js";
-import type { Decision, ImportSummary, Interchange, SigningRoot, Watermark, WatermarkSetting } from "../types.js";
+import type { Decision, ImportSummary, Interchange, InterchangeMetadata, InterchangeValidator, SigningRoot, Watermark, WatermarkSetting } from "../types.js";
 
 export type { Decision, ImportSummary, Interchange, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 
@@ -37,6 +37,8 @@ export interface SlashingStore {
   importInterchange(doc: Interchange | InterchangeSource): Promise<ImportSummary>;
   /** Export every validator (or only `pubkeys`, when given and known) with all its records. */
   exportInterchange(pubkeys?: string[]): Promise<Interchange>;
+  /** The same export from one consistent snapshot, handed to `sink` one validator entry at a time (never whole in memory). */
+  exportInterchangeTo(sink: InterchangeSink, pubkeys?: string[]): Promise<void>;
   /**
    * Set the LOW or HIGH watermark of one validator (`pubkey`) or of all validators (no `pubkey`; known or not).
    * Replaces that kind/scope's earlier slot and epoch; with neither `slot` nor `epoch` it clears it.
@@ -46,6 +48,20 @@ export interface SlashingStore {
   /** The recorded watermarks for display: the global ones and `pubkey`'s, or all of them without `pubkey`. Global first, then by pubkey; low before high. */
   getWatermarks(pubkey?: string): Promise<Watermark[]>;
   close(): Promise<void>;
+}
+
+/** Receives an export: its metadata first, then each validator entry. */
+export interface InterchangeSink {
+  start(metadata: InterchangeMetadata): void;
+  entry(v: InterchangeValidator): void;
+}
+
+/** An export as one document in memory. */
+export async function collectInterchange(store: SlashingStore, pubkeys?: string[]): Promise<Interchange> {
+  const doc: { metadata?: InterchangeMetadata; data: InterchangeValidator[] } = { data: [] };
+  await store.exportInterchangeTo({ start: (m) => (doc.metadata = m), entry: (v) => doc.data.push(v) }, pubkeys);
+  if (doc.metadata === undefined) throw new VigilError("internal", "INTERNAL_ERROR", "the export had no metadata");
+  return { metadata: doc.metadata, data: doc.data };
 }
 
 const PUBKEY_RE = /^0x[0-9a-f]{96}$/;
