@@ -209,6 +209,22 @@ test("slashing-protection files: missing → ok; -wal 0644 → warn; 0666 → er
   expectFinding(await runDoctor(d.opts, IO), "slashing-db-permissions", "error", `chmod 600 ${db}`);
 });
 
+test("audit log, approvals and accepted policy: none → no finding; 0600 → ok; one 0644 → warn; one 0666 → error", async () => {
+  const d = deployment();
+  assert.equal((await runDoctor(d.opts, IO)).some((f) => f.id === "state-file-permissions"), false);
+  const files = await import("../src/config/files.js");
+  const [log, head, approvals, policy] = [files.AUDIT_LOG_FILE, files.AUDIT_HEAD_FILE, files.APPROVALS_FILE, files.ACCEPTED_POLICY_FILE].map((f) =>
+    write(path.join(d.dataDir, f), "x"),
+  );
+  expectFinding(await runDoctor(d.opts, IO), "state-file-permissions", "ok");
+  fs.chmodSync(approvals, 0o644);
+  const warn = expectFinding(await runDoctor(d.opts, IO), "state-file-permissions", "warn", `chmod 600 ${approvals}`);
+  for (const f of [log, head, policy]) assert.ok(!warn.fix!.includes(f), `${f} (0600) is not in the fix`);
+  fs.chmodSync(policy, 0o666);
+  const error = expectFinding(await runDoctor(d.opts, IO), "state-file-permissions", "error", `chmod 600 ${policy} ${approvals}`);
+  assert.match(error.message, /change the policy in force/);
+});
+
 test("api-token.txt 0644 → api-token-permissions error; absent → ok", async () => {
   const d = deployment();
   const token = path.join(d.dataDir, "api-token.txt");

@@ -59,9 +59,10 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { VigilError } from "../errors.js";
+import { fsyncDir } from "../fs-atomic.js";
 
-export const AUDIT_LOG_FILE = "audit.log";
-export const AUDIT_HEAD_FILE = "audit.head";
+import { AUDIT_HEAD_FILE, AUDIT_LOG_FILE } from "../config/files.js";
+export { AUDIT_HEAD_FILE, AUDIT_LOG_FILE };
 export const ZERO_HASH = "0".repeat(64);
 /** Least time between two rewrites of audit.head under load. */
 export const ANCHOR_INTERVAL_MS = 200;
@@ -211,18 +212,6 @@ const corrupt = (msg: string): VigilError =>
     "AUDIT_LOG_CORRUPT",
     `${msg}. Vigil does not sign without an audit trail: run \`vigil audit verify\` for details; to start a new log, move audit.log and audit.head aside (keep them as evidence)`,
   );
-
-async function fsyncDir(dir: string): Promise<void> {
-  let dh: fsp.FileHandle | undefined;
-  try {
-    dh = await fsp.open(dir, "r");
-    await dh.sync();
-  } catch (e) {
-    if (process.platform !== "win32") throw e; // Windows cannot open or fsync directories
-  } finally {
-    await dh?.close();
-  }
-}
 
 async function readFully(fh: fsp.FileHandle, buf: Buffer, position: number): Promise<void> {
   let off = 0;

@@ -17,6 +17,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { KeyObject } from "node:crypto";
 import { VigilError, type ErrorKind } from "../errors.js";
+import { writeFileAtomicSync } from "../fs-atomic.js";
 import { approvalId, approvalMessage, type ApprovalEntry, type ApprovalState, type ApprovalVerdict } from "../policy/approvals.js";
 import { checkApproverName, loadApproverPrivateKey, publicKeyBase64, signApproval, writeApproverKeyPair } from "../policy/approver-keys.js";
 import {
@@ -217,9 +218,7 @@ export function policySign(opts: { policy: string; key: string; name: string }, 
   let existing: PolicySignatureFile | null = null;
   if (fs.existsSync(sigFile)) existing = parsePolicySignatureFile(readBytes(sigFile, "signature file").toString("utf8"));
   const doc = addPolicySignature(existing, text, signPolicy(text, key, opts.name));
-  const tmp = `${sigFile}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(doc, null, 2) + "\n", { mode: 0o644 });
-  fs.renameSync(tmp, sigFile);
+  writeFileAtomicSync(sigFile, JSON.stringify(doc, null, 2) + "\n", 0o644);
   print(
     `signed ${opts.policy} (sha256 ${doc.policy_sha256}) as ${opts.name} (key ${publicKeyBase64(key)})\n` +
       `${sigFile}: ${doc.signatures.length} signature${doc.signatures.length === 1 ? "" : "s"} (${doc.signatures.map((s) => s.approver).join(", ")})\n`,

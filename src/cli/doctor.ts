@@ -9,7 +9,7 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { API_TOKEN_FILE, DB_FILE, KEY_STORE_FILE } from "../config/files.js";
+import { ACCEPTED_POLICY_FILE, API_TOKEN_FILE, APPROVALS_FILE, AUDIT_HEAD_FILE, AUDIT_LOG_FILE, DB_FILE, KEY_STORE_FILE } from "../config/files.js";
 import { resolveStartOptions, type StartOptions } from "../config/options.js";
 
 export { API_TOKEN_FILE, DB_FILE, KEY_STORE_FILE };
@@ -266,34 +266,48 @@ function checkSlashingDb(dataDir: string, out: Finding[]): void {
   } else {
     out.push({ level: "ok", id: "slashing-db", message: `slashing-protection database ${db}` });
   }
+  checkPrivateFiles([db, `${db}-wal`, `${db}-shm`], out, {
+    id: "slashing-db-permissions",
+    what: "slashing-protection files",
+    harm: "another user can erase the signing history",
+  });
+}
+
+/** The audit trail, the approval queue and the accepted policy: forging or rewriting one of them defeats the policy. */
+function checkStateFiles(dataDir: string, out: Finding[]): void {
+  checkPrivateFiles(
+    [AUDIT_LOG_FILE, AUDIT_HEAD_FILE, APPROVALS_FILE, ACCEPTED_POLICY_FILE].map((f) => path.join(dataDir, f)),
+    out,
+    {
+      id: "state-file-permissions",
+      what: "audit log, approvals or accepted policy files",
+      harm: "another user can rewrite the audit trail, forge approvals or change the policy in force",
+    },
+  );
+}
+
+/** Files only Vigil's user may touch (0600): writable by group/others is an error, readable a warning; nothing when none exists. */
+function checkPrivateFiles(files: string[], out: Finding[], f: { id: string; what: string; harm: string }): void {
   const writable: string[] = [];
   const readable: string[] = [];
   const notes: string[] = [];
-  for (const f of [db, `${db}-wal`, `${db}-shm`]) {
-    const st = statOrNull(f);
+  let present = 0;
+  for (const file of files) {
+    const st = statOrNull(file);
     if (!st) continue;
+    present++;
     const mode = st.mode & 0o777;
-    if (mode & 0o022) writable.push(f);
-    else if (mode & 0o055) readable.push(f);
+    if (mode & 0o022) writable.push(file);
+    else if (mode & 0o055) readable.push(file);
     else continue;
-    notes.push(`${path.basename(f)} ${octal(mode)}`);
+    notes.push(`${path.basename(file)} ${octal(mode)}`);
   }
   if (writable.length) {
-    out.push({
-      level: "error",
-      id: "slashing-db-permissions",
-      message: `slashing-protection files writable by group/others (${notes.join(", ")}): another user can erase the signing history`,
-      fix: chmodFix("600", [...writable, ...readable]),
-    });
+    out.push({ level: "error", id: f.id, message: `${f.what} writable by group/others (${notes.join(", ")}): ${f.harm}`, fix: chmodFix("600", [...writable, ...readable]) });
   } else if (readable.length) {
-    out.push({
-      level: "warn",
-      id: "slashing-db-permissions",
-      message: `slashing-protection files readable by group/others (${notes.join(", ")}); 0600 expected`,
-      fix: chmodFix("600", readable),
-    });
-  } else if (statOrNull(db)) {
-    out.push({ level: "ok", id: "slashing-db-permissions", message: "slashing-protection files are 0600" });
+    out.push({ level: "warn", id: f.id, message: `${f.what} readable by group/others (${notes.join(", ")}); 0600 expected`, fix: chmodFix("600", readable) });
+  } else if (present > 0) {
+    out.push({ level: "ok", id: f.id, message: `${f.what} are 0600` });
   }
 }
 
@@ -691,6 +705,7 @@ export async function runDoctor(opts: DoctorOptions, io: DoctorIo = {}): Promise
   const dirOk = checkDataDir(dataDir, uid, io, out);
   if (dirOk) {
     checkSlashingDb(dataDir, out);
+    checkStateFiles(dataDir, out);
     checkKeyStore(dataDir, out);
   }
   checkApiToken(opts.keymanagerTokenFile ? path.resolve(opts.keymanagerTokenFile) : path.join(dataDir, API_TOKEN_FILE), out);

@@ -70,6 +70,7 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
 import { VigilError } from "../errors.js";
+import { fsyncDir } from "../fs-atomic.js";
 import { normalizePassword, pubkeyFromSecret } from "./keystore.js";
 
 export const KEY_STORE_FORMAT = "vigil-sealed-keys";
@@ -397,18 +398,6 @@ async function readStoreFile(file: string): Promise<Buffer> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new VigilError("not_found", "NO_KEY_STORE", `no key store at ${file}`);
     throw new VigilError("unavailable", "KEY_STORE_UNREADABLE", `cannot read key store ${file}: ${(e as Error).message}`);
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let dh: fsp.FileHandle | undefined;
-  try {
-    dh = await fsp.open(dir, "r");
-    await dh.sync();
-  } catch (e) {
-    if (process.platform !== "win32") throw e; // Windows cannot open or fsync directories
-  } finally {
-    await dh?.close();
   }
 }
 

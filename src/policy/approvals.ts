@@ -37,13 +37,15 @@
  * with ApprovalEntry as below (snake_case: the same objects are served by the admin API). The
  * queue belongs to ONE process (the vault): it keeps the entries in memory and is the only writer.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { VigilError } from "../errors.js";
+import { writeFileAtomicSync } from "../fs-atomic.js";
 import { canonicalApproverPublicKey, checkApproverName, verifyApproval } from "./approver-keys.js";
 
-export const APPROVALS_FILE = "approvals.json";
+import { APPROVALS_FILE } from "../config/files.js";
+export { APPROVALS_FILE };
 const DOMAIN_ID = "vigil-approval-v1";
 const DOMAIN_APPROVE = "vigil-approval-v1";
 const DOMAIN_REJECT = "vigil-rejection-v1";
@@ -319,36 +321,11 @@ function parseFile(file: string, text: string): Map<string, ApprovalEntry> {
   return map;
 }
 
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, "r");
-    fs.fsyncSync(fd);
-  } catch (e) {
-    if (process.platform !== "win32") throw e;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
-  }
-}
-
-/** Atomic replace: unique temp file (0600), write, fsync, rename over `file`, fsync the directory. */
+/** Atomic, durable replace (fs-atomic.ts); a failure refuses the operation that needed it. */
 function atomicWriteSync(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
-  let renamed = false;
   try {
-    const fd = fs.openSync(tmp, "wx", 0o600);
-    try {
-      fs.fchmodSync(fd, 0o600); // whatever the umask
-      fs.writeFileSync(fd, text, "utf8");
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    renamed = true;
-    fsyncDir(path.dirname(file));
+    writeFileAtomicSync(file, text, 0o600);
   } catch (e) {
-    if (!renamed) fs.rmSync(tmp, { force: true });
     throw new VigilError("unavailable", "APPROVALS_WRITE_FAILED", `cannot write ${file}: ${(e as Error).message}`);
   }
 }

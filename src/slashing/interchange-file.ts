@@ -8,6 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { VigilError } from "../errors.js";
+import { fsyncDirSync } from "../fs-atomic.js";
 import { invalidInterchange, parseInterchangeMetadata, parseInterchangeValidator, type InterchangeSource } from "./interchange.js";
 import type { InterchangeSink } from "./store/store.js";
 import type { InterchangeMetadata, InterchangeValidator } from "./types.js";
@@ -300,6 +301,7 @@ export class InterchangeFileWriter implements InterchangeSink {
     fs.closeSync(this.fd);
     this.fd = -1;
     fs.renameSync(this.tmp, this.file);
+    fsyncDirSync(path.dirname(this.file));
   }
 
   /** Give up: remove the temporary file (the target is untouched). */

@@ -8,6 +8,7 @@ import path from "node:path";
 import { AuditLog, type AuditEntry } from "../audit/log.js";
 import type { Network } from "../config/networks.js";
 import { VigilError } from "../errors.js";
+import { writeFileAtomicSync } from "../fs-atomic.js";
 import type { SignRequest } from "../eth2/decode.js";
 import { ApprovalQueue } from "../policy/approvals.js";
 import { defaultPolicy } from "../policy/default-policy.js";
@@ -16,7 +17,8 @@ import { parsePolicy, type Policy } from "../policy/policy.js";
 import { checkPolicyChange, readApproverSettings, signatureFileFor } from "../policy/signed-policy.js";
 import type { PolicyWarning, RequestFacts } from "../policy/types.js";
 
-export const ACCEPTED_POLICY_FILE = "policy.accepted.yaml";
+import { ACCEPTED_POLICY_FILE } from "../config/files.js";
+export { ACCEPTED_POLICY_FILE };
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 
 export type Outcome = AuditEntry["outcome"];
@@ -41,9 +43,7 @@ export function loadPolicy(dataDir: string, file?: string): { policy: Policy; so
     checkPolicyChange(text, sig, readApproverSettings(accepted)); // throws unless the running policy's approvers signed
   }
   if (accepted !== text) {
-    const tmp = `${acceptedPath}.tmp`;
-    fs.writeFileSync(tmp, text, { mode: 0o600 });
-    fs.renameSync(tmp, acceptedPath);
+    writeFileAtomicSync(acceptedPath, text, 0o600);
   }
   return { policy, source: file };
 }
