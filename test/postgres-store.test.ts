@@ -741,16 +741,19 @@ test("a watermark change waits for the batch in flight (in any instance) and bin
 
 // ───────────────────────────── fence hook ─────────────────────────────
 
-test("fence hook: runs inside the batch transaction after the locks; a refusal rejects the whole batch and records nothing", async () => {
-  const store = await scratch.open();
+test("fence: its statement runs inside the batch transaction after the locks, in the first round trip; a refusal rejects the whole batch and records nothing", async () => {
+  const store = await scratch.open({ poolSize: 1 });
   await store.bindGenesisValidatorsRoot(GVR);
   const seen: number[] = [];
   const standby = new VigilError("unavailable", "STANDBY", "this instance is a standby (test fence)");
-  store.setFence(async (client) => {
-    // Transaction-scoped advisory locks are still held: we are inside the batch transaction, after its locks.
-    const r = await client.query("SELECT count(*)::int AS locks FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted");
-    seen.push(r.rows[0].locks as number);
-    throw standby;
+  // Transaction-scoped advisory locks are held when it runs: it is inside the batch transaction, after its locks.
+  const countLocks = "SELECT count(*)::int AS locks FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted";
+  store.setFence({
+    statement: () => countLocks,
+    verify: (r) => {
+      seen.push(r.rows[0].locks as number);
+      throw standby;
+    },
   });
   const batch = await Promise.allSettled([
     store.checkAndRecordBlock(pubkey(1), 1, root(1)),
@@ -758,16 +761,35 @@ test("fence hook: runs inside the batch transaction after the locks; a refusal r
     store.checkAndRecordAttestation(pubkey(1), 0, 1, root(1)),
   ]);
   assert.deepEqual(batch.map((d) => d.status === "rejected" && d.reason), [standby, standby, standby], "rejected with the fence's own error");
-  assert.deepEqual(seen, [3], "one call per batch, holding the global lock and both validators' locks");
+  assert.deepEqual(seen, [3], "one check per batch, holding the global lock and both validators' locks");
 
-  store.setFence(async () => {
-    throw new Error("lease table gone");
+  // Refused before the transaction (no fencing number): the fence's error.
+  store.setFence({
+    statement: () => {
+      throw standby;
+    },
+    verify: () => undefined,
   });
+  await rejectsWith(store.checkAndRecordBlock(pubkey(1), 1, root(1)), "unavailable", "STANDBY");
+  // The lease table gone: the database's error, as unavailable.
+  store.setFence({ statement: () => "SELECT 1 FROM no_such_lease_table", verify: () => undefined });
   await rejectsWith(store.checkAndRecordBlock(pubkey(1), 1, root(1)), "unavailable", "SLASHING_DB_UNAVAILABLE");
 
   let calls = 0;
-  store.setFence(async () => void calls++);
-  assert.equal(outcome(await store.checkAndRecordBlock(pubkey(1), 1, root(1))), "allow");
+  store.setFence({ statement: () => "SELECT 1", verify: (r) => void (calls += r.rowCount ?? 0) });
+  // Two round trips, as without a fence: BEGIN + locks + fence + history, then the inserts + COMMIT.
+  const query = pg.Client.prototype.query;
+  let roundTrips = 0;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    roundTrips++;
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+  try {
+    assert.equal(outcome(await store.checkAndRecordBlock(pubkey(1), 1, root(1))), "allow");
+  } finally {
+    pg.Client.prototype.query = query;
+  }
+  assert.equal(roundTrips, 2);
   assert.equal(calls, 1);
   store.setFence(null);
   assert.equal(outcome(await store.checkAndRecordBlock(pubkey(2), 1, root(1))), "allow");

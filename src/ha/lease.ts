@@ -12,6 +12,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { VigilError } from "../errors.js";
+import type { Fence } from "../slashing/store/postgres.js";
 
 export interface LeaseOptions {
   group: string;
@@ -29,7 +30,7 @@ const ident = (s: string): string => '"' + s.replace(/"/g, '""') + '"';
 
 export class Lease {
   readonly instanceId: string;
-  private fence: number | null = null;
+  private fenceNumber: number | null = null;
   /** Local deadline (ms, monotonic) after which we stop assuming we are active. */
   private activeUntil = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -63,11 +64,11 @@ export class Lease {
   }
 
   get fencingNumber(): number | null {
-    return this.isActive() ? this.fence : null;
+    return this.isActive() ? this.fenceNumber : null;
   }
 
   private isActive(): boolean {
-    return this.fence !== null && performance.now() < this.activeUntil;
+    return this.fenceNumber !== null && performance.now() < this.activeUntil;
   }
 
   /** Take or renew the lease: one statement, decided by the database's clock. */
@@ -86,11 +87,11 @@ export class Lease {
         [this.opts.group, this.instanceId, this.ttlMs],
       );
       if (res.rowCount === 1) {
-        this.fence = Number(res.rows[0].fence);
+        this.fenceNumber = Number(res.rows[0].fence);
         // Count our local validity from when we asked, minus a margin for clock rate differences.
         this.activeUntil = started + this.ttlMs * 0.8;
       } else {
-        this.fence = null;
+        this.fenceNumber = null;
       }
     } catch {
       // Database unreachable: we keep no lease we cannot renew (activeUntil runs out by itself).
@@ -103,33 +104,35 @@ export class Lease {
   }
 
   /**
-   * The fencing check, run inside every signing transaction after its validator locks: refuses
-   * unless this instance holds the lease with its fencing number now, by the database's clock.
+   * The fencing check, run inside every signing transaction right after its validator locks (in the
+   * same round trip): refuses unless this instance holds the lease with its fencing number now, by
+   * the database's clock. The row's share lock keeps a takeover waiting until the transaction ends.
    */
-  fenceCheck = async (client: pg.PoolClient): Promise<void> => {
-    const fence = this.fencingNumber;
-    if (fence === null) throw notActive(this.opts.group);
-    // The store's batch transaction has already set idle_in_transaction_session_timeout (3 s) for fenced batches.
-    const res = await client.query(
-      `SELECT 1 FROM ${this.table} WHERE group_name = $1 AND holder = $2 AND fence = $3 AND expires_at > clock_timestamp() FOR SHARE`,
-      [this.opts.group, this.instanceId, fence],
-    );
-    if (res.rowCount !== 1) {
-      this.fence = null;
-      throw notActive(this.opts.group);
-    }
+  readonly fence: Fence = {
+    statement: (): string => {
+      const fence = this.fencingNumber;
+      if (fence === null) throw notActive(this.opts.group);
+      return `SELECT 1 FROM ${this.table} WHERE group_name = ${pg.escapeLiteral(this.opts.group)} AND holder = ${pg.escapeLiteral(this.instanceId)}
+        AND fence = ${fence} AND expires_at > clock_timestamp() FOR SHARE`;
+    },
+    verify: (result: pg.QueryResult): void => {
+      if (result.rowCount !== 1) {
+        this.fenceNumber = null;
+        throw notActive(this.opts.group);
+      }
+    },
   };
 
   /** Give the lease up (clean shutdown): a standby takes over at once. */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    if (this.fence !== null) {
+    if (this.fenceNumber !== null) {
       await this.pool
         .query(`UPDATE ${this.table} SET expires_at = clock_timestamp() WHERE group_name = $1 AND holder = $2`, [this.opts.group, this.instanceId])
         .catch(() => undefined);
     }
-    this.fence = null;
+    this.fenceNumber = null;
   }
 }
 

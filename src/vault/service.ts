@@ -198,7 +198,7 @@ export class VaultService implements VaultApi {
       onChange: (active, fence) => this.log.warn({ group: config.haGroup, fence }, active ? "HA: this instance is now ACTIVE" : "HA: this instance is now STANDBY"),
     });
     await this.lease.start();
-    (this.store as PostgresSlashingStore).setFence(this.lease.fenceCheck);
+    (this.store as PostgresSlashingStore).setFence(this.lease.fence);
   }
 
   async sign(pubkey: string, body: unknown, client: string | null = null): Promise<SignOutcome> {

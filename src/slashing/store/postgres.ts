@@ -9,7 +9,8 @@
  * batch, decided in ONE transaction that (1) takes the schema's "global" advisory lock in shared
  * mode, then every validator's advisory lock (a 64-bit key derived from the pubkey) in exclusive
  * mode, in ascending key order (the same order in every instance, so no deadlock); (2) runs the
- * fence hook if one is set; (3) reads the history slices and watermarks the batch needs; (4) decides
+ * fence's statement if one is set; (3) reads the history slices and watermarks the batch needs — all in
+ * one round trip, the fence's result checked before anything is decided; (4) decides
  * each request in queue order with the pure rules — a later request sees what an earlier one in
  * the same batch recorded; (5) inserts the records; (6) COMMITs. No decision resolves before the
  * COMMIT succeeds; on any error every decision of the batch rejects ('unavailable') and nothing is
@@ -55,7 +56,15 @@ export const STATEMENT_TIMEOUT_MS = 10_000;
  * The fencing check of an HA group (see src/ha/lease.ts): called inside every batch transaction after
  * its locks are taken and before anything is decided; throwing refuses the whole batch with that error.
  */
-export type FenceCheck = (client: pg.PoolClient) => Promise<void>;
+/**
+ * The HA fence (src/ha/lease.ts), checked inside every batch transaction right after its locks, in the
+ * same round trip: `statement()` gives one SQL statement (literals only; it throws to refuse at once),
+ * and `verify` throws unless that statement's result proves the lease.
+ */
+export interface Fence {
+  statement(): string;
+  verify(result: pg.QueryResult): void;
+}
 
 export interface PostgresStoreOptions {
   /** Schema holding Vigil's tables, created if missing (lower-case letters, digits, `_`). Default `public`. */
@@ -270,7 +279,7 @@ export class PostgresSlashingStore implements SlashingStore {
   private flushScheduled = false;
   private inFlight: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
-  private fence: FenceCheck | null = null;
+  private fence: Fence | null = null;
   private readonly globalKey: number;
   private readonly migrateKey: number;
   private readonly lockKeys = new Map<string, bigint>();
@@ -319,11 +328,11 @@ export class PostgresSlashingStore implements SlashingStore {
   }
 
   /**
-   * Install (or remove, with null) the fencing check run inside every batch transaction after its locks.
-   * If it throws, every decision of the batch rejects with its error (a non-VigilError becomes 'unavailable').
+   * Install (or remove, with null) the fence checked inside every batch transaction after its locks.
+   * If it refuses, every decision of the batch rejects with its error (a non-VigilError becomes 'unavailable').
    */
-  setFence(check: FenceCheck | null): void {
-    this.fence = check;
+  setFence(fence: Fence | null): void {
+    this.fence = fence;
   }
 
   /**
@@ -471,14 +480,20 @@ export class PostgresSlashingStore implements SlashingStore {
   }
 
   /**
-   * One group commit in two round trips: (1) BEGIN, locks (sorted), history; then, with the decisions
-   * made here in queue order (and told tentatively), (2) the inserts and COMMIT. With a fence (HA)
-   * the history is read after the fence check, in a round trip of its own.
+   * One group commit in two round trips: (1) BEGIN, locks (sorted), the fence (HA), history; then, with
+   * the decisions made here in queue order (and told tentatively), (2) the inserts and COMMIT.
    * The statements are prepared once per connection (batchStatements); their arguments are inlined as SQL
    * literals in the EXECUTEs (several statements per round trip take no parameters): only validated pubkeys,
    * safe integers and hex-encoded roots, each checked again by the lit* helpers.
    */
   private async decideBatch(reqs: Request[]): Promise<Decision[]> {
+    const fence = this.fence;
+    let fenceSql: string | null = null;
+    try {
+      fenceSql = fence?.statement() ?? null;
+    } catch (e) {
+      throw unavailable(e);
+    }
     const pubkeys = [...new Set(reqs.map((r) => r.pk))];
     const keys = [...new Set(pubkeys.map((pk) => this.validatorKey(pk)))].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     const blocks = reqs.filter((r): r is BlockRequest => r.type === "block");
@@ -491,9 +506,9 @@ export class PostgresSlashingStore implements SlashingStore {
     // plan per group would cost what preparing saves). Every batch statement looks rows up by an indexed key, so index
     // scans in nested loops are the right plan at any table size; without the enable_* settings a plan first made on a
     // new, empty database could stay a sequential scan while the tables grow.
-    const begin = `BEGIN;${this.fence !== null ? " SET LOCAL idle_in_transaction_session_timeout = '3s';" : ""}
+    const begin = `BEGIN;${fenceSql !== null ? " SET LOCAL idle_in_transaction_session_timeout = '3s';" : ""}
       SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
-      EXECUTE vigil_lock_global; EXECUTE vigil_lock_validators(${litInt8s(keys)})`;
+      EXECUTE vigil_lock_global; EXECUTE vigil_lock_validators(${litInt8s(keys)})${fenceSql !== null ? `;\n${fenceSql}` : ""}`;
     // The history slices the rules need, as of now (we hold the locks: nobody else writes them until COMMIT).
     const reads = [`EXECUTE vigil_watermarks(${litPubkeys(pubkeys)})`];
     if (blocks.length > 0) {
@@ -506,13 +521,9 @@ export class PostgresSlashingStore implements SlashingStore {
     }
     const { decisions } = await this.tx(
       async (c, begun) => {
-        let results: pg.QueryResult[];
-        if (this.fence !== null) {
-          await this.fence(c);
-          const r = (await c.query(reads.join(";\n"))) as pg.QueryResult | pg.QueryResult[];
-          results = Array.isArray(r) ? r : [r];
-        } else results = begun.slice(-reads.length);
-        const [wmResult, ...rest] = results;
+        // The fence's result first: a refusal decides nothing (the transaction rolls back).
+        if (fence !== null) fence.verify(begun[begun.length - reads.length - 1]);
+        const [wmResult, ...rest] = begun.slice(-reads.length);
         const wmRows = wmResult.rows as { kind: WatermarkKind; pubkey: string; slot: string | null; epoch: string | null }[];
         const watermarks = new Map<string, Watermarks>();
         const wmOf = (pk: string): Watermarks => {
@@ -590,7 +601,7 @@ export class PostgresSlashingStore implements SlashingStore {
         });
         return { decisions, newBlocks, newAtts };
       },
-      this.fence !== null ? begin : `${begin};\n${reads.join(";\n")}`,
+      `${begin};\n${reads.join(";\n")}`,
       // Record, in the COMMIT's round trip: new validators first (in the order of their first record, as the
       // SQLite engine does), then the records, each joined to its validator's id.
       ({ newBlocks, newAtts }) => {
