@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (= npm run build && node dist/bench/run.js [--quick] [--keys 1000,10000] [--duration 10]
- * [--skip signing,keystores,interchange] [--quiet-wait <s>] [--keep]):
+ * [--rates 500,1000,2000] [--skip signing,keystores,interchange] [--quiet-wait <s>] [--keep]):
  * the ceiling, attestation signing under load, start-up, interchange import and peak RSS of Vigil.
  * Writes bench/results/<timestamp>.{json,md} and bench/results/latest.md, and prints the table.
  */
@@ -27,7 +27,8 @@ const quick = argv.includes("--quick");
 const S = {
   keyCounts: (flag("--keys") ?? (quick ? "1000" : "1000,10000")).split(",").map(Number),
   durationMs: Number(flag("--duration") ?? (quick ? 3 : 10)) * 1000,
-  rates: [500, 1000, 2000],
+  /** --rates: the open-loop offered loads (req/s); saturation is measured after them. */
+  rates: (flag("--rates") ?? "500,1000,2000").split(",").map(Number),
   concurrency: 64,
   ceilingSignatures: quick ? 1000 : 3000,
   scryptKeystores: quick ? [2, 8] : [4, 16],
