@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { Worker } from "node:worker_threads";
+import { watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
 import pg from "pg";
 import { VigilError } from "../src/errors.js";
 import { openPostgresStore, PG_SCHEMA_VERSION, validatorLockKey } from "../src/slashing/store/postgres.js";
@@ -272,86 +273,12 @@ test("bad inputs are refused before touching the database; the largest safe numb
 // ───────────────────────────── watermarks ─────────────────────────────
 
 test("watermarks: set, replace, clear, display; invalid settings refused", async () => {
-  const store = await scratch.open();
-  const [p1, p2] = [pubkey(1), pubkey(2)];
-  assert.deepEqual(await store.getWatermarks(), []);
-  await store.setWatermark({ kind: "low", slot: 100, epoch: 3 });
-  await store.setWatermark({ kind: "high", pubkey: p2.toUpperCase().replace("0X", "0x"), epoch: 50 });
-  await store.setWatermark({ kind: "low", pubkey: p1, slot: 5 });
-  await store.setWatermark({ kind: "low", pubkey: p1, epoch: 7 }); // replaces slot 5 (slot now unbounded)
-  assert.deepEqual(await store.getWatermarks(), [
-    { kind: "low", pubkey: null, slot: 100, epoch: 3 },
-    { kind: "low", pubkey: p1, slot: null, epoch: 7 },
-    { kind: "high", pubkey: p2, slot: null, epoch: 50 },
-  ]);
-  assert.deepEqual(await store.getWatermarks(p2), [
-    { kind: "low", pubkey: null, slot: 100, epoch: 3 },
-    { kind: "high", pubkey: p2, slot: null, epoch: 50 },
-  ]);
-  await store.setWatermark({ kind: "low", pubkey: p1 });
-  await store.setWatermark({ kind: "high" });
-  assert.deepEqual(await store.getWatermarks(p1), [{ kind: "low", pubkey: null, slot: 100, epoch: 3 }]);
-  await rejectsWith(store.setWatermark({ kind: "mid" as "low", slot: 1 }), "bad_request", "INVALID_WATERMARK");
-  await rejectsWith(store.setWatermark({ kind: "low", pubkey: "0x12", slot: 1 }), "bad_request", "INVALID_PUBKEY");
-  await rejectsWith(store.setWatermark({ kind: "low", slot: 1.5 }), "bad_request", "INVALID_NUMBER");
+  await watermarkSettings(await scratch.open());
 });
-
-/** The watermark semantics through a store (any engine): LOW refuses at/below (repeats allowed), HIGH at/beyond (repeats too). */
-async function watermarkSemantics(store: SlashingStore, other: SlashingStore): Promise<void> {
-  const [p1, p2] = [pubkey(1), pubkey(2)];
-  const block = async (pk: string, slot: number, r: number, s = store) => outcome(await s.checkAndRecordBlock(pk, slot, root(r)));
-  const att = async (pk: string, so: number, t: number, r: number, s = store) => outcome(await s.checkAndRecordAttestation(pk, so, t, root(r)));
-  assert.equal(await block(p2, 120, 1), "allow");
-  assert.equal(await att(p2, 12, 13, 1), "allow");
-  await store.setWatermark({ kind: "low", slot: 130 });
-  await store.setWatermark({ kind: "low", pubkey: p1, slot: 200, epoch: 10 });
-  assert.equal(await block(p1, 200, 1), "BLOCK_BELOW_LOW_WATERMARK");
-  assert.equal(await block(p1, 150, 1, other), "BLOCK_BELOW_LOW_WATERMARK", "the other instance sees it");
-  assert.equal(await block(p2, 130, 1), "BLOCK_BELOW_LOW_WATERMARK");
-  assert.equal(await block(p2, 131, 1), "allow");
-  assert.equal(await block(p1, 201, 1), "allow");
-  assert.equal(await block(p2, 120, 1, other), "repeat", "a repeat below a LOW watermark is still allowed");
-  assert.equal(await block(p2, 120, 2), "DOUBLE_BLOCK_PROPOSAL");
-  assert.equal(await att(p1, 9, 11, 1), "SOURCE_BELOW_LOW_WATERMARK");
-  assert.equal(await att(p1, 10, 10, 1), "TARGET_BELOW_LOW_WATERMARK");
-  assert.equal(await att(p1, 10, 11, 1), "allow");
-  assert.equal(await att(p2, 5, 6, 1), "SOURCE_BELOW_LOW_WATERMARK");
-  assert.equal(await att(p2, 12, 13, 1), "repeat");
-  assert.equal(await block(p1, 299, 3), "allow");
-  await store.setWatermark({ kind: "high", pubkey: p1, slot: 300 });
-  assert.equal(await block(p1, 300, 3, other), "AT_OR_ABOVE_HIGH_WATERMARK");
-  assert.equal(await block(p1, 299, 3), "repeat");
-  await other.setWatermark({ kind: "high", pubkey: p1, slot: 299 });
-  assert.equal(await block(p1, 299, 3), "AT_OR_ABOVE_HIGH_WATERMARK", "a retired validator signs nothing, not even a repeat");
-  assert.equal(await block(p2, 400, 3), "allow");
-  await store.setWatermark({ kind: "high", epoch: 0 });
-  assert.equal(await att(p2, 12, 13, 1, other), "AT_OR_ABOVE_HIGH_WATERMARK");
-  assert.equal(await att(pubkey(3), 0, 1, 1), "AT_OR_ABOVE_HIGH_WATERMARK");
-  assert.equal(await block(pubkey(3), 131, 1), "allow", "an epoch watermark does not bound blocks");
-  await store.setWatermark({ kind: "high" });
-  assert.equal(await att(p2, 12, 13, 1), "repeat");
-  assert.equal(await att(p2, 13, 14, 1), "allow");
-  await store.bindGenesisValidatorsRoot(GVR);
-  const doc = await store.exportInterchange([p1]);
-  assert.deepEqual(doc.data[0].signed_blocks.map((b) => b.slot), ["201", "299"]);
-  assert.deepEqual(doc.data[0].signed_attestations.map((a) => [a.source_epoch, a.target_epoch]), [["10", "11"]]);
-  assert.equal((await other.getWatermarks()).length, 3);
-}
 
 test("watermarks: semantics through the PostgreSQL store, across two instances", async () => {
   const schema = scratch.schema();
   await watermarkSemantics(await scratch.open({ schema }), await scratch.open({ schema }));
-});
-
-test("watermarks: the same semantics through the SQLite store (two connections)", async () => {
-  const file = sqliteFile();
-  const [a, b] = [openSqliteStore(file), openSqliteStore(file)];
-  try {
-    await watermarkSemantics(a, b);
-  } finally {
-    await a.close();
-    await b.close();
-  }
 });
 
 // ───────────────────────────── group commit vs the SQLite reference ─────────────────────────────

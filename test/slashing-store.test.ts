@@ -12,7 +12,7 @@ import Database from "better-sqlite3";
 import { VigilError } from "../src/errors.js";
 import { parseInterchange, serializeInterchange } from "../src/slashing/interchange.js";
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
-import type { SlashingStore } from "../src/slashing/store/store.js";
+import { watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
 import type { Decision, Interchange, SlashingRule } from "../src/slashing/types.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-slashing-store-"));
@@ -307,89 +307,18 @@ const outcome = (d: Decision): "allow" | "repeat" | SlashingRule => (d.allowed ?
 test("watermarks: set, replace, clear, display; invalid settings refused", async () => {
   const store = openSqliteStore(dbFile());
   try {
-    const [p1, p2] = [pubkey(1), pubkey(2)];
-    assert.deepEqual(await store.getWatermarks(), []);
-    await store.setWatermark({ kind: "low", slot: 100, epoch: 3 });
-    await store.setWatermark({ kind: "high", pubkey: p2.toUpperCase().replace("0X", "0x"), epoch: 50 });
-    await store.setWatermark({ kind: "low", pubkey: p1, slot: 5 });
-    await store.setWatermark({ kind: "low", pubkey: p1, epoch: 7 }); // replaces slot 5 (slot now unbounded)
-    assert.deepEqual(await store.getWatermarks(), [
-      { kind: "low", pubkey: null, slot: 100, epoch: 3 },
-      { kind: "low", pubkey: p1, slot: null, epoch: 7 },
-      { kind: "high", pubkey: p2, slot: null, epoch: 50 },
-    ]);
-    assert.deepEqual(await store.getWatermarks(p2), [
-      { kind: "low", pubkey: null, slot: 100, epoch: 3 },
-      { kind: "high", pubkey: p2, slot: null, epoch: 50 },
-    ]);
-    await store.setWatermark({ kind: "low", pubkey: p1 }); // neither slot nor epoch: cleared
-    await store.setWatermark({ kind: "high" }); // clearing what does not exist is fine
-    assert.deepEqual(await store.getWatermarks(p1), [{ kind: "low", pubkey: null, slot: 100, epoch: 3 }]);
-    await rejectsWith(store.setWatermark({ kind: "mid" as "low", slot: 1 }), "bad_request", "INVALID_WATERMARK");
-    await rejectsWith(store.setWatermark({ kind: "low", pubkey: "0x12", slot: 1 }), "bad_request", "INVALID_PUBKEY");
-    await rejectsWith(store.setWatermark({ kind: "low", slot: -1 }), "bad_request", "INVALID_NUMBER");
-    await rejectsWith(store.setWatermark({ kind: "high", epoch: 2 ** 53 }), "bad_request", "INVALID_NUMBER");
-    await rejectsWith(store.getWatermarks("0x12"), "bad_request", "INVALID_PUBKEY");
+    await watermarkSettings(store);
   } finally {
     await store.close();
   }
 });
-
-/** The watermark semantics through a store (any engine): LOW refuses at/below (repeats allowed), HIGH at/beyond (repeats too). */
-async function watermarkSemantics(store: SlashingStore): Promise<void> {
-  const [p1, p2] = [pubkey(1), pubkey(2)];
-  const block = async (pk: string, slot: number, r: number) => outcome(await store.checkAndRecordBlock(pk, slot, root(r)));
-  const att = async (pk: string, s: number, t: number, r: number) => outcome(await store.checkAndRecordAttestation(pk, s, t, root(r)));
-  assert.equal(await block(p2, 120, 1), "allow");
-  assert.equal(await att(p2, 12, 13, 1), "allow");
-
-  // LOW: global slot 130, per-validator (p1) slot 200: the tighter applies.
-  await store.setWatermark({ kind: "low", slot: 130 });
-  await store.setWatermark({ kind: "low", pubkey: p1, slot: 200, epoch: 10 });
-  assert.equal(await block(p1, 200, 1), "BLOCK_BELOW_LOW_WATERMARK");
-  assert.equal(await block(p1, 150, 1), "BLOCK_BELOW_LOW_WATERMARK");
-  assert.equal(await block(p2, 130, 1), "BLOCK_BELOW_LOW_WATERMARK");
-  assert.equal(await block(p2, 131, 1), "allow");
-  assert.equal(await block(p1, 201, 1), "allow");
-  assert.equal(await block(p2, 120, 1), "repeat", "a repeat below a LOW watermark is still allowed");
-  assert.equal(await block(p2, 120, 2), "DOUBLE_BLOCK_PROPOSAL");
-  assert.equal(await att(p1, 9, 11, 1), "SOURCE_BELOW_LOW_WATERMARK");
-  assert.equal(await att(p1, 10, 10, 1), "TARGET_BELOW_LOW_WATERMARK");
-  assert.equal(await att(p1, 10, 11, 1), "allow");
-  assert.equal(await att(p2, 5, 6, 1), "SOURCE_BELOW_LOW_WATERMARK", "p2 has no LOW epoch, but its history's lowest source is 12");
-  assert.equal(await att(p2, 12, 13, 1), "repeat");
-
-  // HIGH: per-validator slot 300; a repeat at or beyond it is refused too.
-  assert.equal(await block(p1, 299, 3), "allow");
-  await store.setWatermark({ kind: "high", pubkey: p1, slot: 300 });
-  assert.equal(await block(p1, 300, 3), "AT_OR_ABOVE_HIGH_WATERMARK");
-  assert.equal(await block(p1, 299, 3), "repeat");
-  await store.setWatermark({ kind: "high", pubkey: p1, slot: 299 });
-  assert.equal(await block(p1, 299, 3), "AT_OR_ABOVE_HIGH_WATERMARK", "a retired validator signs nothing, not even a repeat");
-  assert.equal(await block(p2, 400, 3), "allow", "p1's watermark does not bind p2");
-
-  // A global HIGH epoch 0 retires every attestation of every validator, known or not; clearing it restores signing.
-  await store.setWatermark({ kind: "high", epoch: 0 });
-  assert.equal(await att(p2, 12, 13, 1), "AT_OR_ABOVE_HIGH_WATERMARK");
-  assert.equal(await att(pubkey(3), 0, 1, 1), "AT_OR_ABOVE_HIGH_WATERMARK");
-  assert.equal(await block(pubkey(3), 131, 1), "allow", "an epoch watermark does not bound blocks");
-  await store.setWatermark({ kind: "high" });
-  assert.equal(await att(p2, 12, 13, 1), "repeat");
-  assert.equal(await att(p2, 13, 14, 1), "allow");
-
-  // Refused messages were not recorded; the export holds exactly what was allowed.
-  await store.bindGenesisValidatorsRoot(GVR);
-  const doc = await store.exportInterchange([p1]);
-  assert.deepEqual(doc.data[0].signed_blocks.map((b) => b.slot), ["201", "299"]);
-  assert.deepEqual(doc.data[0].signed_attestations.map((a) => [a.source_epoch, a.target_epoch]), [["10", "11"]]);
-}
 
 test("watermarks: semantics through the SQLite store, seen by another connection, kept across reopen", async () => {
   const file = dbFile();
   const store = openSqliteStore(file);
   const other = openSqliteStore(file);
   try {
-    await watermarkSemantics(store);
+    await watermarkSemantics(store, other);
     await store.setWatermark({ kind: "high", pubkey: pubkey(5), slot: 10 });
     const d = await other.checkAndRecordBlock(pubkey(5), 10, root(1));
     assert.equal(outcome(d), "AT_OR_ABOVE_HIGH_WATERMARK", "another connection sees it at once");
