@@ -23,7 +23,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { after, before, test, type TestContext } from "node:test";
+import { after, before, test } from "node:test";
 import { PublicKey, Signature, verify } from "@chainsafe/blst";
 import { resolveNetwork } from "../src/config/networks.js";
 import { decodeSignRequest } from "../src/eth2/decode.js";
