@@ -120,6 +120,26 @@ describe("import with slashing history, sign, restart, delete", () => {
     assert.equal(bad.status, 400);
     assert.equal((await km(server, "DELETE", { pubkeys: ["0x12"] })).status, 400);
   });
+  it("an import larger than other routes take (a 10 MiB history): accepted; beyond 64 MiB: 413 BODY_TOO_LARGE", async () => {
+    const fake = (i: number): string => "0x" + (0xf0000 + i).toString(16).padStart(96, "0");
+    const history = JSON.stringify({
+      metadata: { interchange_format_version: "5", genesis_validators_root: GVR },
+      data: Array.from({ length: 3000 }, (_, i) => ({
+        pubkey: fake(i),
+        signed_blocks: [],
+        signed_attestations: Array.from({ length: 30 }, (_, e) => ({ source_epoch: String(e), target_epoch: String(e + 1), signing_root: "0x" + "ab".repeat(32) })),
+      })),
+    });
+    assert.ok(history.length > 10 * 2 ** 20, `${history.length} bytes`);
+    const res = await km(server, "POST", { keystores: [], passwords: [], slashing_protection: history });
+    assert.equal(res.status, 200, JSON.stringify(res.json).slice(0, 300));
+    const del = await km(server, "DELETE", { pubkeys: [fake(2999)] });
+    assert.deepEqual(del.json.data, [{ status: "not_active" }]);
+    assert.equal(JSON.parse(del.json.slashing_protection).data[0].signed_attestations.length, 30);
+    const huge = await km(server, "POST", { keystores: [], passwords: [], slashing_protection: "x".repeat(65 * 2 ** 20) });
+    assert.equal(huge.status, 413);
+    assert.equal(huge.json.code, "BODY_TOO_LARGE");
+  });
   it("imported keys survive a restart (sealed store)", async () => {
     await server.close(true);
     server = await unlockedServer(dataDir);

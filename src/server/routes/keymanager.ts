@@ -4,6 +4,8 @@ import type { AppContext } from "../app.js";
 import { requireBearer } from "../auth.js";
 
 const PUBKEY = "^0x[0-9a-fA-F]{96}$";
+/** An import may carry many keystores (~1 KiB each) and a whole slashing-protection history: more than the 4 MiB other routes take. */
+export const KEYMANAGER_IMPORT_BODY_LIMIT = 64 * 1024 * 1024;
 
 export function keymanagerRoutes(app: FastifyInstance, ctx: AppContext, token: string): void {
   const preHandler = requireBearer(token);
@@ -23,6 +25,7 @@ export function keymanagerRoutes(app: FastifyInstance, ctx: AppContext, token: s
     "/eth/v1/keystores",
     {
       preHandler,
+      bodyLimit: KEYMANAGER_IMPORT_BODY_LIMIT,
       schema: {
         body: {
           type: "object",
