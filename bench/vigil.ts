@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { childrenOf, cpuSeconds, memory } from "./proc.js";
-import { SEMI_SPACE_MB } from "../src/vault/client.js";
+import { NODE_FLAGS } from "../src/config/node-flags.js";
 
 /** The repository root (this file runs as dist/bench/vigil.js). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -54,7 +54,7 @@ export interface Running {
 export async function startVigil(args: string[], env: Record<string, string>, timeoutMs: number): Promise<Running> {
   const t0 = performance.now();
   // As `npm start` runs it (package.json).
-  const proc = spawn(process.execPath, [...profileArgs(), `--max-semi-space-size=${SEMI_SPACE_MB}`, cliPath, "start", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...args], {
+  const proc = spawn(process.execPath, [...profileArgs(), ...NODE_FLAGS, cliPath, "start", "--host", "127.0.0.1", "--port", "0", "--log-level", "warn", ...args], {
     cwd: repoRoot,
     env: cleanEnv(env),
     stdio: ["ignore", "pipe", "pipe"],

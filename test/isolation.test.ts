@@ -5,8 +5,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { interopKeys, lodestarSamples } from "./helpers/keys.js";
-import { killVigils, runVigil, spawnVigil, stopVigil, writeKeystores } from "./helpers/cli.js";
+import { cliPath, killVigils, runVigil, spawnVigil, stopVigil, writeKeystores } from "./helpers/cli.js";
+import { repoRoot } from "./helpers/paths.js";
 import { post, tempDir } from "./helpers/server.js";
+import { NODE_FLAGS } from "../src/config/node-flags.js";
 
 const keys = interopKeys();
 const PASSPHRASE = "isolation test passphrase";
@@ -54,9 +56,19 @@ describe("custody boundary (real processes)", () => {
       assert.doesNotMatch(mappedFiles(parent), /blst|better_sqlite3/, "the HTTP process loads no BLS or database code");
       assert.match(mappedFiles(vault), /blst/, "the vault process does the signing");
       assert.match(mappedFiles(vault), /better_sqlite3/, "the vault process owns the protection database");
+      // The vault runs with Vigil's V8 heap options, whatever the parent was started with.
+      const vaultArgs = fs.readFileSync(`/proc/${vault}/cmdline`, "utf8").split("\0");
+      for (const flag of NODE_FLAGS) assert.ok(vaultArgs.includes(flag), `vault started without ${flag}: ${vaultArgs.join(" ")}`);
     } finally {
       await stopVigil(vigil.proc);
     }
+  });
+
+  it("npm start and the vigil shebang pass Vigil's V8 heap options", () => {
+    const start = JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")).scripts.start as string;
+    assert.equal(start, `node ${NODE_FLAGS.join(" ")} dist/src/cli/index.js start`);
+    const shebang = fs.readFileSync(cliPath, "utf8").split("\n")[0];
+    assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(" ")}`);
   });
 
   it("a wrong passphrase over stdin stops Vigil with a clear message", async () => {

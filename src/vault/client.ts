@@ -1,13 +1,12 @@
 /** The HTTP process's side of the vault: forks the vault process and forwards typed requests. */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { withNodeFlags } from "../config/node-flags.js";
 import { VigilError } from "../errors.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultOp, VaultStatus } from "./api.js";
 import { Batcher, errorFromWire, MAX_IN_FLIGHT, type VaultEvent, type VaultRequest, type VaultResponse } from "./protocol.js";
 import type { VaultConfig } from "./service.js";
 
-/** V8's semi-space (young generation / 3) in MB for Vigil's processes; `npm start` and the `vigil` shebang pass the same. */
-export const SEMI_SPACE_MB = 4;
 const CHILD = fileURLToPath(new URL("./child.js", import.meta.url));
 const down = (why: string): VigilError => new VigilError("unavailable", "VAULT_DOWN", `the key vault process is not running (${why})`);
 
@@ -54,9 +53,9 @@ export class VaultClient implements VaultApi {
   static spawn(config: VaultConfig & { logLevel?: string }, onExit: (why: string) => void): Promise<VaultClient> {
     const child = fork(CHILD, [], {
       stdio: ["inherit", "inherit", "inherit", "ipc"],
-      // Memory: a small young generation (scavenges stay short, RSS stays low) and two malloc arenas
-      // for the vault's threads instead of glibc's 8 per core (each thread's arena holds on to freed memory).
-      execArgv: [...process.execArgv.filter((a) => !a.startsWith("--max-semi-space-size")), `--max-semi-space-size=${SEMI_SPACE_MB}`],
+      // Memory: V8's heap sizing as for this process (NODE_FLAGS) and two malloc arenas for the
+      // vault's threads instead of glibc's 8 per core (each thread's arena holds on to freed memory).
+      execArgv: withNodeFlags(process.execArgv),
       env: { MALLOC_ARENA_MAX: "2", ...process.env, VIGIL_VAULT_CONFIG: JSON.stringify(config) },
       serialization: "json",
     });
