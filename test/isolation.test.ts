@@ -1,6 +1,7 @@
 // The custody boundary with real processes: the HTTP process loads no BLS or key code, the
 // vault process holds the keys; a sealed key store unlocked over stdin; keys commands.
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
@@ -8,7 +9,9 @@ import { interopKeys, lodestarSamples } from "./helpers/keys.js";
 import { cliPath, killVigils, runVigil, spawnVigil, stopVigil, writeKeystores } from "./helpers/cli.js";
 import { repoRoot } from "./helpers/paths.js";
 import { post, tempDir } from "./helpers/server.js";
+import { SecretKey } from "@chainsafe/blst";
 import { NODE_FLAGS } from "../src/config/node-flags.js";
+import { API_TOKEN_FILE } from "../src/config/files.js";
 
 const keys = interopKeys();
 const PASSPHRASE = "isolation test passphrase";
@@ -78,6 +81,62 @@ describe("custody boundary (real processes)", () => {
     assert.match(text, /WRONG_PASSPHRASE/);
   });
 
+  it("keys passphrase under a running Vigil: signing goes on, key-store changes are refused until a restart with the new passphrase", async () => {
+    const passFile = path.join(dir, "passphrase.txt");
+    const vigil = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--unlock", `file:${passFile}`]);
+    const sign = async (url: string): Promise<number> => {
+      const body = lodestarSamples().find((s) => s.file === "RANDAO_REVEAL.json")!.body;
+      return (await post(`${url}/api/v1/eth2/sign/${keys[0].pubkey}`, body)).status;
+    };
+    try {
+      let health = 0;
+      for (let i = 0; i < 100 && health !== 200; i++) {
+        health = (await fetch(`${vigil.url}/healthcheck`)).status;
+        if (health !== 200) await new Promise((r) => setTimeout(r, 50));
+      }
+      const newFile = path.join(dir, "new-passphrase.txt");
+      fs.writeFileSync(newFile, "the new passphrase", { mode: 0o600 });
+      // A Keymanager import without a slashing-protection history (optional in the API) crosses into the vault.
+      const token = fs.readFileSync(path.join(dataDir, API_TOKEN_FILE), "utf8").trim();
+      const ks = await writeKeystores(path.join(dir, "more"), [keys[2].secret, SecretKey.fromKeygen(crypto.randomBytes(32)).toBytes()], "pw");
+      const importKeystore = (i: number) =>
+        post(
+          `${vigil.url}/eth/v1/keystores`,
+          JSON.stringify({ keystores: [fs.readFileSync(path.join(ks.dir, `keystore-${i}.json`), "utf8")], passwords: ["pw"] }),
+          { authorization: `Bearer ${token}` },
+        );
+      const first = await importKeystore(0);
+      assert.equal(first.status, 200, first.text);
+      assert.deepEqual(first.json.data, [{ status: "imported" }]);
+
+      const changed = await runVigil(["keys", "passphrase", "--data-dir", dataDir, "--unlock", `file:${passFile}`, "--new-passphrase", `file:${newFile}`]);
+      assert.equal(changed.code, 0, changed.stderr);
+      assert.match(changed.stdout, /3 keys re-sealed; scrypt n=65536, r=8, p=16/);
+      assert.equal(await sign(vigil.url), 200);
+      const imported = await importKeystore(1);
+      assert.equal(imported.status, 200, imported.text);
+      assert.equal(imported.json.data[0].status, "error");
+      assert.match(imported.json.data[0].message, /KEY_STORE_CHANGED/);
+    } finally {
+      await stopVigil(vigil.proc);
+    }
+    const old = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--unlock", `file:${passFile}`]).catch((e: Error) => e);
+    const text = old instanceof Error ? old.message : await new Promise<string>((resolve) => old.proc.once("exit", () => resolve(old.output())));
+    assert.match(text, /WRONG_PASSPHRASE/);
+    fs.copyFileSync(path.join(dir, "new-passphrase.txt"), passFile); // the later tests use the new one
+    const restarted = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--unlock", `file:${passFile}`]);
+    try {
+      let status = 0;
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        status = await sign(restarted.url);
+        if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(status, 200);
+    } finally {
+      await stopVigil(restarted.proc);
+    }
+  });
+
   it("killing the vault process stops the HTTP process (fail closed)", async () => {
     const vigil = await spawnVigil(["--network", "minimal", "--data-dir", path.join(dir, "other")]);
     const [vault] = childrenOf(vigil.proc.pid!);
@@ -95,11 +154,11 @@ describe("custody boundary (real processes)", () => {
     const res = await runVigil(["keys", "export", "--data-dir", dataDir, "--unlock", `file:${passFile}`, "--out", out, "--password-file", pw, "--kdf", "pbkdf2"]);
     assert.equal(res.code, 0, res.stderr);
     const files = fs.readdirSync(out).filter((f) => f.endsWith(".json"));
-    assert.equal(files.length, 2);
+    assert.equal(files.length, 3); // the two imported by the CLI, one over the Keymanager API
     const vigil = await spawnVigil(["--network", "minimal", "--data-dir", path.join(dir, "third"), "--keystores", out, "--password-file", pw]);
     try {
       const pks = await (await fetch(`${vigil.url}/api/v1/eth2/publicKeys`)).json();
-      assert.deepEqual([...pks].sort(), [keys[0].pubkey, keys[1].pubkey].sort());
+      assert.deepEqual([...pks].sort(), [keys[0].pubkey, keys[1].pubkey, keys[2].pubkey].sort());
     } finally {
       await stopVigil(vigil.proc);
       fs.rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import { after, describe, test } from "node:test";
-import { keysExport, keysImport, keysList, KEY_STORE_FILE } from "../src/cli/keys-store.js";
+import { keysExport, keysImport, keysList, keysPassphrase, KEY_STORE_FILE } from "../src/cli/keys-store.js";
 import { VigilError } from "../src/errors.js";
 import { encryptKeystore, pubkeyFromSecret } from "../src/keys/keystore.js";
 import { loadKeystores } from "../src/keys/load.js";
@@ -68,14 +68,19 @@ async function makeStore(count: number, passphrase = PASS): Promise<{ file: stri
 }
 
 describe("SealedKeyStore", () => {
-  test("the default KDF cost is at least EIP-2335's (scrypt n=2^18, r=8, p=1); weaker n is refused", async () => {
-    assert.ok(DEFAULT_SCRYPT_N >= 2 ** 18);
+  test("the default KDF costs an attacker at least EIP-2335's (scrypt n=2^18, r=8, p=1) in 64 MiB; weaker n is refused", async () => {
+    assert.ok(DEFAULT_SCRYPT_N >= 2 ** 16);
     const file = fresh("keys.vigil");
     const store = await SealedKeyStore.create(file, PASS);
     store.close();
     const kdf = readJson(file).kdf;
     assert.equal(kdf.function, "scrypt");
-    assert.ok(kdf.n >= 262144 && kdf.r >= 8 && kdf.p >= 1, JSON.stringify(kdf));
+    // scrypt's memory is 128·r·n bytes, held for p sequential ROMix runs of 2·n BlockMix(r) each.
+    const memory = (k: { n: number; r: number }): number => 128 * k.r * k.n;
+    const areaTime = (k: { n: number; r: number; p: number }): number => memory(k) * k.p * 2 * k.n * k.r;
+    const eip2335 = { n: 262144, r: 8, p: 1 };
+    assert.ok(areaTime(kdf) >= areaTime(eip2335), `memory × time per guess below EIP-2335's: ${JSON.stringify(kdf)}`);
+    assert.ok(memory(kdf) <= 64 * 2 ** 20, `unlock needs more than 64 MiB: ${JSON.stringify(kdf)}`);
     assert.equal(kdf.salt.length, 64);
     await assert.rejects(SealedKeyStore.create(fresh("k"), PASS, { scryptN: 512 }), isVigil("bad_request", "INVALID_OPTIONS"));
     await assert.rejects(SealedKeyStore.create(fresh("k"), PASS, { scryptN: 3000 }), isVigil("bad_request", "INVALID_OPTIONS"));
@@ -343,6 +348,51 @@ describe("SealedKeyStore", () => {
     const c = await SealedKeyStore.open(file, PASS);
     assert.equal(c.size, 3);
     c.close();
+  });
+
+  test("changePassphrase: new salt and KDF, every key re-sealed; the old passphrase no longer opens it", async () => {
+    const { file, secrets } = await makeStore(3);
+    const before = readJson(file);
+    const store = await SealedKeyStore.open(file, PASS);
+    const other = await SealedKeyStore.open(file, PASS); // read before the change
+    await assert.rejects(store.changePassphrase("\u0007", { scryptN: N }), isVigil("bad_request", "EMPTY_PASSPHRASE"));
+    assert.deepEqual(readJson(file), before);
+    const { kdf } = await store.changePassphrase("a new passphrase", { scryptN: 2 * N });
+    assert.deepEqual(kdf, { function: "scrypt", n: 2 * N, r: 8, p: 16 });
+    const after = readJson(file);
+    assert.notEqual(after.kdf.salt, before.kdf.salt);
+    assert.equal(after.kdf.n, 2 * N);
+    assert.deepEqual(after.keys.map((k: any) => [k.pubkey, k.path, k.added]), before.keys.map((k: any) => [k.pubkey, k.path, k.added]));
+    for (const [i, k] of after.keys.entries()) assert.notEqual(k.sealed, before.keys[i].sealed);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    // the same object keeps working under the new keys
+    assert.deepEqual(store.unsealAll().map((k) => hex(k.secret)), [...secrets.values()].map(hex));
+    await store.add([{ secret: randomSecret() }]);
+    store.close();
+    // an object that read the old file cannot write over the new one
+    await assert.rejects(other.add([{ secret: randomSecret() }]), isVigil("conflict", "KEY_STORE_CHANGED"));
+    other.close();
+    await assert.rejects(SealedKeyStore.open(file, PASS), isVigil("unauthorized", "WRONG_PASSPHRASE"));
+    const reopened = await SealedKeyStore.open(file, "a new passphrase");
+    assert.equal(reopened.size, 4);
+    assert.deepEqual(reopened.unsealAll().slice(0, 3).map((k) => hex(k.secret)), [...secrets.values()].map(hex));
+    reopened.close();
+  });
+
+  test("changePassphrase that cannot write leaves the file and the open store as they were", async () => {
+    const { file, secrets } = await makeStore(2);
+    const store = await SealedKeyStore.open(file, PASS);
+    const before = fs.readFileSync(file);
+    fs.writeFileSync(`${file}.tmp`, "left by a crash");
+    await assert.rejects(store.changePassphrase("another", { scryptN: N }), isVigil("conflict", "KEY_STORE_BUSY"));
+    fs.rmSync(`${file}.tmp`);
+    assert.deepEqual(fs.readFileSync(file), before);
+    assert.deepEqual(store.unsealAll().map((k) => hex(k.secret)), [...secrets.values()].map(hex));
+    await store.add([{ secret: randomSecret() }]); // still the old keys: the file opens with the old passphrase
+    store.close();
+    const again = await SealedKeyStore.open(file, PASS);
+    assert.equal(again.size, 3);
+    again.close();
   });
 
   test("concurrent add/remove on one store object are serialised", async () => {
@@ -618,6 +668,34 @@ describe("keys import / export / list", () => {
       isVigil("bad_request", "INSECURE_PASSPHRASE_FILE"),
     );
     delete process.env[ENV];
+  });
+
+  test("keys passphrase: the current passphrase first, then the new one; the store opens with the new one only", async () => {
+    const keystores = fresh("keystores");
+    fs.mkdirSync(keystores);
+    const secret = randomSecret();
+    fs.writeFileSync(path.join(keystores, "keystore-0.json"), JSON.stringify(await encryptKeystore(secret, "pw", { kdf: "pbkdf2" })));
+    const dataDir = fresh("data");
+    await keysImport({ keystores, passwordFile: secretFile("pw"), dataDir, unlock: unlock(), scryptN: N, stdout: sink() });
+    const storeFile = path.join(dataDir, KEY_STORE_FILE);
+    const before = fs.readFileSync(storeFile);
+
+    await assert.rejects(
+      keysPassphrase({ dataDir, unlock: unlock("wrong"), newPassphrase: `file:${secretFile("new one")}`, scryptN: N, stdout: sink() }),
+      isVigil("unauthorized", "WRONG_PASSPHRASE"),
+    );
+    await assert.rejects(keysPassphrase({ dataDir, unlock: "stdin", newPassphrase: "stdin", stdout: sink() }), isVigil("bad_request", "INVALID_UNLOCK_SOURCE"));
+    await assert.rejects(keysPassphrase({ dataDir: fresh("none"), unlock: unlock(), newPassphrase: unlock(), stdout: sink() }), isVigil("not_found", "NO_KEY_STORE"));
+    assert.deepEqual(fs.readFileSync(storeFile), before);
+
+    const out = sink();
+    const { kdf } = await keysPassphrase({ dataDir, unlock: unlock(), newPassphrase: `file:${secretFile("new one\n")}`, scryptN: N, stdout: out });
+    assert.equal(kdf.n, N);
+    assert.match(out.text(), /changed the passphrase of .*keys\.vigil \(1 key re-sealed; scrypt n=1024, r=8, p=16\)/);
+    await assert.rejects(SealedKeyStore.open(storeFile, PASS), isVigil("unauthorized", "WRONG_PASSPHRASE"));
+    const store = await SealedKeyStore.open(storeFile, "new one");
+    assert.deepEqual(store.unsealAll().map((k) => hex(k.secret)), [hex(secret)]);
+    store.close();
   });
 
   test("no store: list and export say so; an empty keystore directory creates nothing", async () => {

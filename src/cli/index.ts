@@ -162,6 +162,21 @@ keys
     }
   });
 
+keys
+  .command("passphrase")
+  .description("Change the sealed key store's passphrase (every key re-sealed, with today's KDF parameters)")
+  .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
+  .requiredOption("--unlock <source>", "current passphrase: prompt, stdin, file:<path> or env:<VAR>")
+  .requiredOption("--new-passphrase <source>", "new passphrase: prompt (asked twice), stdin, file:<path> or env:<VAR>")
+  .action(async (flags) => {
+    try {
+      const { keysPassphrase } = await import("./keys-store.js");
+      await keysPassphrase({ dataDir: flags.dataDir, unlock: flags.unlock, newPassphrase: flags.newPassphrase });
+    } catch (e) {
+      fail(e);
+    }
+  });
+
 const slashing = program.command("slashing").description("EIP-3076 slashing-protection interchange");
 
 /** Where the protection database is: the data dir's SQLite file, or PostgreSQL. */

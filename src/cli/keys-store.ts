@@ -1,5 +1,5 @@
 /**
- * `vigil keys import|export|list`: the sealed key store at `<data-dir>/keys.vigil` (see
+ * `vigil keys import|export|list|passphrase`: the sealed key store at `<data-dir>/keys.vigil` (see
  * src/keys/sealed-store.ts for the format).
  *
  *   import  EIP-2335 keystores → the store (created on first import; a new passphrase is asked
@@ -13,6 +13,7 @@
  *   list    the pubkeys, paths and import times, WITHOUT the passphrase: they are stored in clear.
  *           The listing is checked against the file's checksum (accidental damage), but only
  *           opening the store with its passphrase authenticates it.
+ *   passphrase  a new passphrase: every key re-sealed under a new salt and today's KDF parameters.
  */
 import fs from "node:fs";
 import fsp from "node:fs/promises";
@@ -38,7 +39,7 @@ export interface KeysImportOptions extends Out {
   passwordFile?: string;
   dataDir: string;
   unlock: string;
-  /** scrypt n for a NEW store (default 2^18); for tests. */
+  /** scrypt n for a NEW store (default DEFAULT_SCRYPT_N); for tests. */
   scryptN?: number;
 }
 
@@ -249,4 +250,40 @@ export async function keysList(opts: KeysListOptions): Promise<KeyInfo[]> {
   }
   for (const k of keys) out.write(`${k.pubkey}\t${k.path ?? "-"}\t${k.added}\n`);
   return keys;
+}
+
+export interface KeysPassphraseOptions extends Out {
+  dataDir: string;
+  /** The current passphrase. */
+  unlock: string;
+  /** The new passphrase (asked twice with `prompt`). */
+  newPassphrase: string;
+  /** scrypt n for the new key derivation (default DEFAULT_SCRYPT_N); for tests. */
+  scryptN?: number;
+}
+
+/**
+ * Changes the store's passphrase: new salt, new key derivation with today's default parameters,
+ * every key re-sealed, one atomic rewrite (a crash leaves the old file or the new one).
+ */
+export async function keysPassphrase(opts: KeysPassphraseOptions): Promise<{ kdf: { n: number; r: number; p: number } }> {
+  const out = opts.stdout ?? process.stdout;
+  const file = keyStorePath(opts.dataDir);
+  if (opts.unlock === "stdin" && opts.newPassphrase === "stdin") {
+    throw new VigilError("bad_request", "INVALID_UNLOCK_SOURCE", "--unlock and --new-passphrase cannot both read stdin: give one of them as prompt, file:<path> or env:<VAR>");
+  }
+  if (!SealedKeyStore.exists(file)) throw new VigilError("not_found", "NO_KEY_STORE", `no key store at ${file} (create it with \`vigil keys import\`)`);
+  const current = await readPassphrase(opts.unlock, { prompt: `Current passphrase of ${file}: ` });
+  const store = await SealedKeyStore.open(file, current); // a wrong passphrase fails before the new one is asked
+  try {
+    const next = await readPassphrase(opts.newPassphrase, { prompt: `New passphrase for ${file}: `, confirm: true });
+    const { kdf } = await store.changePassphrase(next, { scryptN: opts.scryptN });
+    out.write(
+      `changed the passphrase of ${file} (${store.size} key${store.size === 1 ? "" : "s"} re-sealed; scrypt n=${kdf.n}, r=${kdf.r}, p=${kdf.p}).\n` +
+        `Running Vigil instances on this data directory refuse key-store changes (KEY_STORE_CHANGED) until restarted with the new passphrase.\n`,
+    );
+    return { kdf };
+  } finally {
+    store.close();
+  }
 }
