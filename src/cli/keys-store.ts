@@ -25,7 +25,9 @@ import { loadKeystores, type LoadError } from "../keys/load.js";
 import { SealedKeyStore, type KeyInfo } from "../keys/sealed-store.js";
 import { readPassphrase } from "../keys/unlock.js";
 
-export const KEY_STORE_FILE = "keys.vigil";
+import { KEY_STORE_FILE } from "../config/files.js";
+
+export { KEY_STORE_FILE };
 
 export const keyStorePath = (dataDir: string): string => path.join(dataDir, KEY_STORE_FILE);
 

@@ -4,6 +4,7 @@
  * The SSZ preset must be chosen before Lodestar loads, so everything else is imported after.
  */
 import { choosePreset } from "../config/preset.js";
+import type { SealedKeyStore } from "../keys/sealed-store.js";
 import type { VaultConfig } from "./service.js";
 
 const config = JSON.parse(process.env.VIGIL_VAULT_CONFIG ?? "null") as (VaultConfig & { logLevel?: string }) | null;
@@ -13,6 +14,25 @@ if (!config || typeof process.send !== "function") {
   process.exit(2);
 }
 choosePreset(config.network);
+
+/**
+ * A passphrase that needs no terminal is read, and the key store's KDF (about 1.6 s) started, at
+ * once: it then runs on the thread pool while the rest of the vault loads and opens its database.
+ */
+async function openEarly(cfg: VaultConfig): Promise<SealedKeyStore | undefined> {
+  if (!cfg.unlock || cfg.unlock === "prompt") return undefined;
+  const [{ SealedKeyStore }, { readPassphrase }, { KEY_STORE_FILE }, path] = await Promise.all([
+    import("../keys/sealed-store.js"),
+    import("../keys/unlock.js"),
+    import("../config/files.js"),
+    import("node:path"),
+  ]);
+  const file = path.join(cfg.dataDir, KEY_STORE_FILE);
+  if (!SealedKeyStore.exists(file)) return undefined; // created later, after the new passphrase is confirmed
+  return SealedKeyStore.open(file, await readPassphrase(cfg.unlock));
+}
+const early = openEarly(config);
+early.catch(() => undefined); // its error is reported by the first unlock attempt below
 
 const [{ default: pino }, { VaultService }, protocol] = await Promise.all([
   import("pino"),
@@ -84,7 +104,7 @@ if (service.pendingUnlock) {
   const tries = source === "prompt" ? 3 : 1;
   for (let i = 1; ; i++) {
     try {
-      await service.unlock(source);
+      await service.unlock(source, undefined, i === 1 ? await early : undefined);
       send({ event: "locked", locked: false });
       break;
     } catch (e) {

@@ -164,15 +164,20 @@ export class VaultService implements VaultApi {
 
   /**
    * Open (or, on first use, create) the sealed key store with the passphrase from `source`
-   * and load its keys. Until this succeeds the vault is locked: nothing is signed.
+   * (or take the store `opened` early) and load its keys. Until this succeeds the vault is
+   * locked: nothing is signed.
    */
-  async unlock(source = this.pendingUnlock ?? "prompt", read = readPassphrase): Promise<number> {
-    const exists = SealedKeyStore.exists(this.sealedFile);
-    const passphrase = await read(source, {
-      prompt: exists ? "Vigil key store passphrase: " : "New Vigil key store passphrase: ",
-      confirm: !exists,
-    });
-    const sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
+  async unlock(source = this.pendingUnlock ?? "prompt", read = readPassphrase, opened?: SealedKeyStore): Promise<number> {
+    const exists = opened !== undefined || SealedKeyStore.exists(this.sealedFile);
+    let sealed: SealedKeyStore;
+    if (opened) sealed = opened;
+    else {
+      const passphrase = await read(source, {
+        prompt: exists ? "Vigil key store passphrase: " : "New Vigil key store passphrase: ",
+        confirm: !exists,
+      });
+      sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
+    }
     const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
     for (const { pubkey, secret } of sealed.unsealAll()) {
       this.keys.add("sealed", { pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path });
