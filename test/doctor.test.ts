@@ -4,6 +4,7 @@
  * parsing with stubbed tools; formatFindings and doctorCommand output. Temp dirs only.
  */
 import assert from "node:assert/strict";
+import { STORE_SCRYPT } from "../src/keys/scrypt-cost.js";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
@@ -57,7 +58,7 @@ function deployment(): Deployment {
   const dataDir = mkdir(path.join(root, "data"));
   for (const f of [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`]) write(path.join(dataDir, f), "x");
   write(path.join(dataDir, "api-token.txt"), "api-token-abc\n");
-  write(path.join(dataDir, "keys.vigil"), "{}");
+  write(path.join(dataDir, "keys.vigil"), JSON.stringify({ format: "vigil-sealed-keys", version: 1, kdf: { function: "scrypt", ...STORE_SCRYPT, salt: "00".repeat(32) } }));
   const keystores = mkdir(path.join(root, "keystores"));
   write(path.join(keystores, "keystore-m_12381_3600_0_0_0-1.json"), "{}");
   write(path.join(keystores, "keystore-m_12381_3600_1_0_0-1.json"), "{}");
@@ -104,6 +105,7 @@ test("a clean deployment has no errors, every check answers once", async () => {
     "slashing-db",
     "slashing-db-permissions",
     "key-store-permissions",
+    "key-store-kdf",
     "api-token-permissions",
     "keystores-dir",
     "keystore-permissions",
@@ -241,6 +243,21 @@ test("keys.vigil readable by others → key-store-permissions warn", async () =>
   const d = deployment();
   fs.chmodSync(path.join(d.dataDir, "keys.vigil"), 0o644);
   expectFinding(await runDoctor(d.opts, IO), "key-store-permissions", "warn", "chmod 600");
+});
+
+test("keys.vigil: an older 256 MiB or a weaker scrypt → key-store-kdf warn with `vigil keys passphrase`; unreadable → error", async () => {
+  const d = deployment();
+  const file = path.join(d.dataDir, "keys.vigil");
+  const withKdf = (kdf: object): void => fs.writeFileSync(file, JSON.stringify({ format: "vigil-sealed-keys", version: 1, kdf: { function: "scrypt", salt: "00", ...kdf } }));
+  expectFinding(await runDoctor(d.opts, IO), "key-store-kdf", "ok");
+  withKdf({ n: 262144, r: 8, p: 1 });
+  assert.match(expectFinding(await runDoctor(d.opts, IO), "key-store-kdf", "warn", "vigil keys passphrase").message, /holds 256 MiB/);
+  withKdf({ n: 65536, r: 8, p: 8 });
+  assert.match(expectFinding(await runDoctor(d.opts, IO), "key-store-kdf", "warn", "vigil keys passphrase").message, /less than EIP-2335/);
+  withKdf({ n: 1024, r: 8, p: 16 });
+  expectFinding(await runDoctor(d.opts, IO), "key-store-kdf", "warn", "vigil keys passphrase");
+  fs.writeFileSync(file, "{");
+  expectFinding(await runDoctor(d.opts, IO), "key-store-kdf", "error", "vigil keys import");
 });
 
 test("non-loopback host without TLS → listen-address error; with TLS or on loopback → ok", async () => {

@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { ACCEPTED_POLICY_FILE, API_TOKEN_FILE, APPROVALS_FILE, AUDIT_HEAD_FILE, AUDIT_LOG_FILE, DB_FILE, KEY_STORE_FILE } from "../config/files.js";
 import { resolveStartOptions, type StartOptions } from "../config/options.js";
+import { EIP2335_SCRYPT, scryptAreaTime, scryptMemory, STORE_SCRYPT, type ScryptParams } from "../keys/scrypt-cost.js";
 
 export { API_TOKEN_FILE, DB_FILE, KEY_STORE_FILE };
 
@@ -325,6 +326,40 @@ function checkKeyStore(dataDir: string, out: Finding[]): void {
     });
   } else {
     out.push({ level: "ok", id: "key-store-permissions", message: `sealed key store ${KEY_STORE_FILE} mode ${octal(mode)}` });
+  }
+  checkKeyStoreKdf(file, out);
+}
+
+/** The store's scrypt: at least EIP-2335's cost to an attacker, and no more memory at unlock than today's default. */
+function checkKeyStoreKdf(file: string, out: Finding[]): void {
+  let kdf: ScryptParams;
+  try {
+    const k = (JSON.parse(fs.readFileSync(file, "utf8")) as { kdf?: Record<string, unknown> }).kdf;
+    if (!k || k.function !== "scrypt" || ![k.n, k.r, k.p].every((v) => Number.isSafeInteger(v) && (v as number) > 0)) throw new Error("no scrypt parameters");
+    kdf = { n: k.n as number, r: k.r as number, p: k.p as number };
+  } catch (e) {
+    out.push({
+      level: "error",
+      id: "key-store-kdf",
+      message: `cannot read the KDF of ${file} (${(e as Error).message}): Vigil will refuse to unlock it`,
+      fix: `restore ${shellQuote(file)} from a backup, or move it away and re-import the keys with \`vigil keys import\``,
+    });
+    return;
+  }
+  const mib = (k: ScryptParams): number => scryptMemory(k) / 2 ** 20;
+  const params = `scrypt n=${kdf.n}, r=${kdf.r}, p=${kdf.p}`;
+  const rekey = `vigil keys passphrase --data-dir ${shellQuote(path.dirname(file))} --unlock prompt --new-passphrase prompt`;
+  if (scryptAreaTime(kdf) < scryptAreaTime(EIP2335_SCRYPT)) {
+    out.push({ level: "warn", id: "key-store-kdf", message: `the key store's ${params} costs a passphrase guess less than EIP-2335's scrypt`, fix: rekey });
+  } else if (scryptMemory(kdf) > scryptMemory(STORE_SCRYPT)) {
+    out.push({
+      level: "warn",
+      id: "key-store-kdf",
+      message: `the key store's ${params} holds ${mib(kdf)} MiB while Vigil unlocks it; today's default holds ${mib(STORE_SCRYPT)} MiB at the same cost to an attacker`,
+      fix: rekey,
+    });
+  } else {
+    out.push({ level: "ok", id: "key-store-kdf", message: `key store KDF ${params} (${mib(kdf)} MiB at unlock)` });
   }
 }
 

@@ -72,19 +72,19 @@ import path from "node:path";
 import { VigilError } from "../errors.js";
 import { fsyncDir } from "../fs-atomic.js";
 import { normalizePassword, pubkeyFromSecret } from "./keystore.js";
+import { STORE_SCRYPT } from "./scrypt-cost.js";
 
 export const KEY_STORE_FORMAT = "vigil-sealed-keys";
 export const KEY_STORE_VERSION = 1;
 /**
- * Default KDF cost for new stores: scrypt n=2^16, r=8, p=16. A guess costs an attacker the same
- * memory × time as with EIP-2335's recommended n=2^18, r=8, p=1 (64 MiB held 4× as long instead of
- * 256 MiB; 4× the work), while the signer's peak memory at unlock is 64 MiB instead of 256 MiB
- * (scrypt's p lanes run one after the other in the same memory). About 1.6 s here. Stores keep the
- * parameters they were created with (`vigil keys passphrase` re-seals with these).
+ * Default KDF cost for new stores (scrypt-cost.ts): a guess costs an attacker the same memory ×
+ * time as with EIP-2335's recommended parameters (64 MiB held 4× as long instead of 256 MiB; 4× the
+ * work), while the signer's peak memory at unlock is 64 MiB instead of 256 MiB. About 1.6 s here.
+ * Stores keep the parameters they were created with (`vigil keys passphrase` re-seals with these).
  */
-export const DEFAULT_SCRYPT_N = 2 ** 16;
-export const SCRYPT_R = 8;
-export const SCRYPT_P = 16;
+export const DEFAULT_SCRYPT_N = STORE_SCRYPT.n;
+const SCRYPT_R = STORE_SCRYPT.r;
+const SCRYPT_P = STORE_SCRYPT.p;
 /** Accepted scrypt n. Below the default only for tests (create() must be asked explicitly). */
 const MIN_SCRYPT_N = 2 ** 10;
 const MAX_SCRYPT_N = 2 ** 20;
