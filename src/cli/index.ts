@@ -229,6 +229,21 @@ storeOptions(slashing.command("watermark"))
     }
   });
 
+storeOptions(slashing.command("prune"))
+  .description("Delete history older than each validator's newest N epochs (what stays still refuses all it refused)")
+  .requiredOption("--keep-epochs <n>", "epochs of history to keep per validator (at least 1)", (v) => positiveInt(v, "--keep-epochs"))
+  .option("--network <name|path>", "the network's preset gives the slots per epoch (default mainnet)")
+  .option("--pubkey <pubkeys...>", "only these validators")
+  .action(async (flags) => {
+    try {
+      choosePreset(flags.network ?? "mainnet");
+      const { pruneCommand } = await import("./slashing.js");
+      await pruneCommand(flags);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
 /** Run an async CLI function and turn its errors into the usual one-line message and exit code 1. */
 const run = (fn: () => Promise<unknown>) => async () => {
   try {

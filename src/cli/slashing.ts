@@ -1,4 +1,4 @@
-/** `vigil slashing import|export`: EIP-3076 interchange files against the protection database. */
+/** `vigil slashing import|export|watermark|prune`: EIP-3076 interchange files and the protection database's upkeep. */
 import fs from "node:fs";
 import path from "node:path";
 import { resolveNetwork } from "../config/networks.js";
@@ -90,6 +90,28 @@ export async function watermarkCommand(
         `${w.kind} ${w.pubkey ?? "all validators"}: slot ${w.slot ?? "-"}, epoch ${w.epoch ?? "-"}\n`,
       );
     }
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `vigil slashing prune --keep-epochs N`: delete each validator's attestations more than N target
+ * epochs below its newest, and blocks more than N epochs' slots below its newest block. What stays
+ * still refuses everything the deleted records refused (src/slashing/rules.ts prunePlan).
+ */
+export async function pruneCommand(flags: StoreFlags & { keepEpochs: number; pubkey?: string[] }): Promise<void> {
+  const dbFile = path.join(flags.dataDir, DB_FILE);
+  if (!flags.dbUrl && !fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
+  const { SLOTS_PER_EPOCH } = await import("@lodestar/params");
+  const store = await open(flags);
+  try {
+    const s = await store.prune({ epochs: flags.keepEpochs, slots: flags.keepEpochs * SLOTS_PER_EPOCH }, flags.pubkey?.map((p) => p.toLowerCase()));
+    process.stdout.write(
+      `pruned ${s.validators} validators (kept each one's newest ${flags.keepEpochs} epochs): ` +
+        `${s.blocksDeleted} blocks and ${s.attestationsDeleted} attestations deleted\n`,
+    );
+    for (const pk of s.kept) process.stdout.write(`kept every attestation of ${pk}: a kept vote surrounds an older one (a slashable history)\n`);
   } finally {
     await store.close();
   }

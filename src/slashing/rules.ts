@@ -162,3 +162,31 @@ export function checkAttestation(
   }
   return { allowed: true, repeat: false };
 }
+
+/** One validator's history as pruning sees it (null = no such records). */
+export interface PruneView {
+  maxSlot: number | null;
+  maxTarget: number | null;
+  /** Highest source epoch among attestations with target <= maxTarget - epochs (those pruning would delete). */
+  prunedMaxSource: number | null;
+  /** Lowest source epoch among attestations with target > maxTarget - epochs (those kept). */
+  keptMinSource: number | null;
+}
+
+/**
+ * Which records of one validator may be deleted: blocks with slot <= blockCut, attestations with
+ * target <= attestationCut (null: none). Pruning relies on EIP-3076's lower bounds over what is
+ * kept, which always includes the highest slot and the highest target:
+ * - blocks: any later block has slot > the lowest kept slot > every deleted slot (refused otherwise);
+ * - attestations: a later vote has target > the lowest kept target > every deleted target, so it can
+ *   neither double-vote nor be surrounded by a deleted vote; and source >= the lowest kept source,
+ *   so it cannot surround a deleted vote as long as no deleted vote has a higher source than that.
+ *   A history where one does (an imported, already slashable one) keeps its attestations.
+ */
+export function prunePlan(v: PruneView, keep: { epochs: number; slots: number }): { blockCut: number | null; attestationCut: number | null; keptAll: boolean } {
+  const blockCut = v.maxSlot !== null && v.maxSlot - keep.slots >= 0 ? v.maxSlot - keep.slots : null;
+  const cut = v.maxTarget !== null && v.maxTarget - keep.epochs >= 0 ? v.maxTarget - keep.epochs : null;
+  if (cut === null || v.prunedMaxSource === null) return { blockCut, attestationCut: null, keptAll: false };
+  const safe = v.keptMinSource !== null && v.prunedMaxSource <= v.keptMinSource;
+  return { blockCut, attestationCut: safe ? cut : null, keptAll: !safe };
+}

@@ -90,3 +90,20 @@ export interface Watermark {
   slot: number | null;
   epoch: number | null;
 }
+
+/** What to keep when pruning old history: each validator's newest `epochs` target epochs and `slots` slots. */
+export interface PruneSetting {
+  /** Attestations with target epoch > (the validator's highest target) − epochs are kept; at least 1. */
+  epochs: number;
+  /** Blocks with slot > (the validator's highest slot) − slots are kept; at least 1. */
+  slots: number;
+}
+
+export interface PruneSummary {
+  /** Validators whose history was looked at. */
+  validators: number;
+  blocksDeleted: number;
+  attestationsDeleted: number;
+  /** Validators whose old attestations were kept: a kept vote surrounds one that would have gone (see rules.ts prunePlan). */
+  kept: string[];
+}

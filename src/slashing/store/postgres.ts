@@ -27,10 +27,10 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { badRequest, VigilError } from "../../errors.js";
 import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
-import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS } from "../rules.js";
+import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS, prunePlan } from "../rules.js";
 import type { Watermarks } from "../rules.js";
-import type { Decision, ImportSummary, Interchange, InterchangeValidator, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
-import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
+import type { Decision, ImportSummary, Interchange, InterchangeValidator, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
+import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks } from "./store.js";
 import type { InterchangeSink, OnTentative, SlashingStore } from "./store.js";
 
 /**
@@ -790,6 +790,62 @@ export class PostgresSlashingStore implements SlashingStore {
         );
       }
     });
+  }
+
+  async prune(keep: PruneSetting, pubkeys?: string[]): Promise<PruneSummary> {
+    const k = checkPruneSetting(keep);
+    const wanted = pubkeys === undefined ? undefined : new Set(pubkeys.map(checkPubkey));
+    if (this.closing) throw closedError();
+    let all: { id: string; pubkey: string }[];
+    try {
+      all = (await this.pool.query(`SELECT id, pubkey FROM ${this.t.validators} ORDER BY id`)).rows;
+    } catch (e) {
+      throw unavailable(e);
+    }
+    if (wanted) all = all.filter((v) => wanted.has(v.pubkey));
+    const summary: PruneSummary = { validators: all.length, blocksDeleted: 0, attestationsDeleted: 0, kept: [] };
+    const { blocks, atts } = this.t;
+    for (let i = 0; i < all.length; i += PRUNE_CHUNK) {
+      const ids = all.slice(i, i + PRUNE_CHUNK).map((v) => v.id);
+      await this.tx(async (c) => {
+        // Exclusive global lock, as for imports: every batch (in every instance) decides before or after this chunk, never between.
+        await c.query("SELECT pg_advisory_xact_lock($1, $2)", [LOCK_CLASS, this.globalKey]);
+        const views = (
+          await c.query(
+            `SELECT v.id, v.pubkey, m.max_target,
+               (SELECT max(b.slot) FROM ${blocks} b WHERE b.validator_id = v.id) AS max_slot,
+               (SELECT max(a.source_epoch) FROM ${atts} a WHERE a.validator_id = v.id AND a.target_epoch <= m.max_target - $2) AS pruned_max_source,
+               (SELECT min(a.source_epoch) FROM ${atts} a WHERE a.validator_id = v.id AND a.target_epoch > m.max_target - $2) AS kept_min_source
+             FROM ${this.t.validators} v CROSS JOIN LATERAL (SELECT max(a.target_epoch) AS max_target FROM ${atts} a WHERE a.validator_id = v.id) m
+             WHERE v.id = ANY($1::int8[])`,
+            [ids, k.epochs],
+          )
+        ).rows as { id: string; pubkey: string; max_target: unknown; max_slot: unknown; pruned_max_source: unknown; kept_min_source: unknown }[];
+        const cuts = { blocks: { ids: [] as string[], cuts: [] as number[] }, atts: { ids: [] as string[], cuts: [] as number[] } };
+        for (const v of views) {
+          const plan = prunePlan(
+            { maxSlot: numOrNull(v.max_slot), maxTarget: numOrNull(v.max_target), prunedMaxSource: numOrNull(v.pruned_max_source), keptMinSource: numOrNull(v.kept_min_source) },
+            k,
+          );
+          if (plan.blockCut !== null) cuts.blocks.ids.push(v.id), cuts.blocks.cuts.push(plan.blockCut);
+          if (plan.attestationCut !== null) cuts.atts.ids.push(v.id), cuts.atts.cuts.push(plan.attestationCut);
+          if (plan.keptAll) summary.kept.push(v.pubkey);
+        }
+        const del = async (table: string, column: string, c2: { ids: string[]; cuts: number[] }): Promise<number> =>
+          c2.ids.length === 0
+            ? 0
+            : ((
+                await c.query(
+                  `DELETE FROM ${table} r USING unnest($1::int8[], $2::int8[]) AS x(id, cut) WHERE r.validator_id = x.id AND r.${column} <= x.cut`,
+                  [c2.ids, c2.cuts],
+                )
+              ).rowCount ?? 0);
+        summary.blocksDeleted += await del(blocks, "slot", cuts.blocks);
+        summary.attestationsDeleted += await del(atts, "target_epoch", cuts.atts);
+      });
+    }
+    summary.kept.sort();
+    return summary;
   }
 
   async getWatermarks(pubkey?: string): Promise<Watermark[]> {

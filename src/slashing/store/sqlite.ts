@@ -9,10 +9,10 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { badRequest, VigilError } from "../../errors.js";
 import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
-import { applicableWatermarks, checkAttestation, checkBlock } from "../rules.js";
+import { applicableWatermarks, checkAttestation, checkBlock, prunePlan } from "../rules.js";
 import type { Watermarks } from "../rules.js";
-import type { Decision, ImportSummary, Interchange, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
-import { checkEpochOrSlot, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, sortWatermarks } from "./store.js";
+import type { Decision, ImportSummary, Interchange, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
+import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks } from "./store.js";
 import type { InterchangeSink, OnTentative, SlashingStore } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
@@ -148,6 +148,12 @@ export class SqliteSlashingStore implements SlashingStore {
            ON CONFLICT (kind, pubkey) DO UPDATE SET slot = excluded.slot, epoch = excluded.epoch`,
       ),
       clearWatermark: p("DELETE FROM watermarks WHERE kind = ? AND pubkey = ?"),
+      maxSlot: p("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?").pluck(),
+      maxTarget: p("SELECT MAX(target_epoch) FROM signed_attestations WHERE validator_id = ?").pluck(),
+      maxSourceUpTo: p("SELECT MAX(source_epoch) FROM signed_attestations WHERE validator_id = ? AND target_epoch <= ?").pluck(),
+      minSourceAbove: p("SELECT MIN(source_epoch) FROM signed_attestations WHERE validator_id = ? AND target_epoch > ?").pluck(),
+      deleteBlocksUpTo: p("DELETE FROM signed_blocks WHERE validator_id = ? AND slot <= ?"),
+      deleteAttsUpTo: p("DELETE FROM signed_attestations WHERE validator_id = ? AND target_epoch <= ?"),
       attsOf: p(
         `SELECT source_epoch AS source, target_epoch AS target, signing_root AS root FROM signed_attestations
            WHERE validator_id = ? ORDER BY target_epoch, source_epoch, rowid`,
@@ -466,6 +472,41 @@ export class SqliteSlashingStore implements SlashingStore {
         .immediate(),
     );
     await this.durable(++this.committed);
+  }
+
+  async prune(keep: PruneSetting, pubkeys?: string[]): Promise<PruneSummary> {
+    const k = checkPruneSetting(keep);
+    const wanted = pubkeys === undefined ? undefined : new Set(pubkeys.map(checkPubkey));
+    const all = this.guard(() => this.s.allValidators.all() as { id: number; pubkey: string }[]).filter((v) => !wanted || wanted.has(v.pubkey));
+    const summary: PruneSummary = { validators: all.length, blocksDeleted: 0, attestationsDeleted: 0, kept: [] };
+    for (let i = 0; i < all.length; i += PRUNE_CHUNK) {
+      // BEGIN IMMEDIATE: serialised with every check-and-record; what a decision reads is before or after a validator's prune, never between.
+      this.guard(() =>
+        this.db
+          .transaction(() => {
+            for (const v of all.slice(i, i + PRUNE_CHUNK)) {
+              const maxTarget = this.s.maxTarget.get(v.id) as number | null;
+              const cut = maxTarget === null ? null : maxTarget - k.epochs;
+              const plan = prunePlan(
+                {
+                  maxSlot: this.s.maxSlot.get(v.id) as number | null,
+                  maxTarget,
+                  prunedMaxSource: cut === null ? null : (this.s.maxSourceUpTo.get(v.id, cut) as number | null),
+                  keptMinSource: cut === null ? null : (this.s.minSourceAbove.get(v.id, cut) as number | null),
+                },
+                k,
+              );
+              if (plan.blockCut !== null) summary.blocksDeleted += this.s.deleteBlocksUpTo.run(v.id, plan.blockCut).changes;
+              if (plan.attestationCut !== null) summary.attestationsDeleted += this.s.deleteAttsUpTo.run(v.id, plan.attestationCut).changes;
+              if (plan.keptAll) summary.kept.push(v.pubkey);
+            }
+          })
+          .immediate(),
+      );
+      await this.durable(++this.committed);
+    }
+    summary.kept.sort();
+    return summary;
   }
 
   async getWatermarks(pubkey?: string): Promise<Watermark[]> {

@@ -5,9 +5,9 @@
 import { badRequest, VigilError } from "../../errors.js";
 import { normaliseSigningRoot } from "../rules.js";
 import type { InterchangeSource } from "../interchange.js";
-import type { Decision, ImportSummary, Interchange, InterchangeMetadata, InterchangeValidator, SigningRoot, Watermark, WatermarkSetting } from "../types.js";
+import type { Decision, ImportSummary, Interchange, InterchangeMetadata, InterchangeValidator, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkSetting } from "../types.js";
 
-export type { Decision, ImportSummary, Interchange, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
+export type { Decision, ImportSummary, Interchange, PruneSetting, PruneSummary, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 
 /**
  * Told the decision as soon as it is made inside its transaction, while the commit is still running
@@ -45,6 +45,11 @@ export interface SlashingStore {
    * Serialised with check-and-record: once it resolves, every later decision sees it. See rules.ts for the semantics.
    */
   setWatermark(w: WatermarkSetting): Promise<void>;
+  /**
+   * Delete old history (see rules.ts prunePlan for why what stays is enough), a few hundred validators
+   * per transaction, each serialised with check-and-record like an import. Only `pubkeys` when given.
+   */
+  prune(keep: PruneSetting, pubkeys?: string[]): Promise<PruneSummary>;
   /** The recorded watermarks for display: the global ones and `pubkey`'s, or all of them without `pubkey`. Global first, then by pubkey; low before high. */
   getWatermarks(pubkey?: string): Promise<Watermark[]>;
   close(): Promise<void>;
@@ -83,6 +88,19 @@ export function checkEpochOrSlot(n: number, what: string): number {
 export function checkRoot(root: Uint8Array | null, what: string): SigningRoot {
   if (root !== null && (!(root instanceof Uint8Array) || root.length !== 32)) throw badRequest("INVALID_ROOT", `${what} must be 32 bytes`);
   return normaliseSigningRoot(root);
+}
+
+/** Validators pruned per transaction (each transaction holds off check-and-record for its duration). */
+export const PRUNE_CHUNK = 250;
+
+/** A prune setting checked: whole numbers of epochs and slots, at least 1 each (the newest record always stays). */
+export function checkPruneSetting(keep: PruneSetting): PruneSetting {
+  const n = (v: unknown, what: string): number => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) throw badRequest("INVALID_PRUNE", `${what} to keep must be an integer >= 1`);
+    return v;
+  };
+  if (typeof keep !== "object" || keep === null) throw badRequest("INVALID_PRUNE", "prune needs the epochs and slots to keep");
+  return { epochs: n(keep.epochs, "epochs"), slots: n(keep.slots, "slots") };
 }
 
 /** The scope column of a global watermark (every validator). */
