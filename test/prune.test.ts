@@ -13,7 +13,7 @@ import { checkAttestation, checkBlock, prunePlan, type PruneView } from "../src/
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import type { SlashingStore } from "../src/slashing/store/store.js";
 import type { Decision, Interchange } from "../src/slashing/types.js";
-import { runVigil } from "./helpers/cli.js";
+import { runVigil, spawnVigil, stopVigil } from "./helpers/cli.js";
 import { PgScratch } from "./helpers/pg.js";
 import { describeViolations, findSlashable } from "./helpers/slashable.js";
 
@@ -236,4 +236,25 @@ test("vigil slashing prune: the CLI on a data dir; no database is NO_DATABASE", 
   const none = await runVigil(["slashing", "prune", "--keep-epochs", "10", "--data-dir", path.join(tmp, "nothing")]);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /NO_DATABASE/);
+});
+
+test("vigil start --prune-keep-epochs prunes once started (and every 12 hours)", async () => {
+  const dataDir = path.join(tmp, "start");
+  const file = path.join(tmp, "history-start.json");
+  fs.writeFileSync(file, JSON.stringify(history()));
+  assert.equal((await runVigil(["slashing", "import", file, "--data-dir", dataDir])).code, 0);
+  await assert.rejects(spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--prune-keep-epochs", "0"]), /prune-keep-epochs must be a whole number >= 1/);
+  const vigil = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--prune-keep-epochs", "10"]);
+  try {
+    for (let i = 0; i < 100 && !/pruned the slashing-protection history/.test(vigil.output()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(vigil.output(), /pruned the slashing-protection history/);
+    assert.match(vigil.output(), new RegExp(`"pubkey":"${pubkey(2)}".*kept every attestation`));
+  } finally {
+    await stopVigil(vigil.proc);
+  }
+  const out = path.join(tmp, "after-start.json");
+  assert.equal((await runVigil(["slashing", "export", out, "--data-dir", dataDir])).code, 0);
+  const v1 = (JSON.parse(fs.readFileSync(out, "utf8")) as Interchange).data.find((v) => v.pubkey === pubkey(1))!;
+  assert.equal(v1.signed_attestations.length, 10);
+  assert.equal(v1.signed_blocks.length, 3, "minimal preset: 10 epochs are 80 slots");
 });

@@ -36,6 +36,7 @@ function startOptions(cmd: Command): Command {
   .option("--db-schema <name>", "PostgreSQL schema for Vigil's tables (default public)")
   .option("--ha-group <name>", "active/standby group: only the holder of the group's lease signs (needs --db-url)")
   .option("--ha-lease-ms <ms>", "HA lease time-to-live (default 4000; failover within about this + 3 s)")
+  .option("--prune-keep-epochs <n>", "prune the protection history at start and every 12 hours, keeping each validator's newest n epochs (default: never prune)")
     .option("--policy <file>", "operator policy (YAML); default: the policy accepted earlier, else the built-in one")
     .option("--tls-cert <file>", "serve HTTPS with this certificate (PEM)")
     .option("--tls-key <file>", "private key of --tls-cert (PEM)")

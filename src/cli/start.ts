@@ -39,6 +39,7 @@ export async function start(opts: StartOptions): Promise<void> {
       dbSchema: opts.dbSchema,
       haGroup: opts.haGroup,
       haLeaseMs: opts.haLeaseMs,
+      pruneKeepEpochs: opts.pruneKeepEpochs,
       policyFile: opts.policy,
       logLevel: opts.logLevel,
     },

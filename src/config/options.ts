@@ -26,6 +26,8 @@ export interface StartOptions {
   haGroup?: string;
   /** HA lease time-to-live in ms. */
   haLeaseMs?: number;
+  /** Prune the protection history every 12 hours, keeping each validator's newest N epochs. */
+  pruneKeepEpochs?: number;
   /** Operator policy file. */
   policy?: string;
   /** Serve HTTPS with this certificate and key (PEM files). */
@@ -59,6 +61,7 @@ export const ENV: Record<keyof StartOptions, string> = {
   dbSchema: "VIGIL_DB_SCHEMA",
   haGroup: "VIGIL_HA_GROUP",
   haLeaseMs: "VIGIL_HA_LEASE_MS",
+  pruneKeepEpochs: "VIGIL_PRUNE_KEEP_EPOCHS",
   policy: "VIGIL_POLICY",
   tlsCert: "VIGIL_TLS_CERT",
   tlsKey: "VIGIL_TLS_KEY",
@@ -100,6 +103,12 @@ function asLeaseMs(v: unknown, source: string): number {
   return n;
 }
 
+function asKeepEpochs(v: unknown, source: string): number {
+  const n = typeof v === "number" ? v : typeof v === "string" && /^[0-9]+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new OptionsError(`${source}: prune-keep-epochs must be a whole number >= 1, got ${String(v)}`);
+  return n;
+}
+
 export function resolveStartOptions(
   flags: Partial<Record<keyof StartOptions, unknown>> & { config?: string },
   env: NodeJS.ProcessEnv = process.env,
@@ -117,6 +126,7 @@ export function resolveStartOptions(
       if (value === undefined || key === "config") continue;
       if (key === "port") opts.port = asPort(value, source);
       else if (key === "haLeaseMs") opts.haLeaseMs = asLeaseMs(value, source);
+      else if (key === "pruneKeepEpochs") opts.pruneKeepEpochs = asKeepEpochs(value, source);
       else if (typeof value !== "string") throw new OptionsError(`${source}: ${kebab(key)} must be a string`);
       else opts[key] = value;
     }

@@ -97,6 +97,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 send({ event: "ready" });
+if (config.pruneKeepEpochs) service.startPruning(config.pruneKeepEpochs, (await import("@lodestar/params")).SLOTS_PER_EPOCH);
 
 // A locked vault answers (503 LOCKED) while it waits for its passphrase.
 if (service.pendingUnlock) {

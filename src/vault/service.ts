@@ -45,7 +45,12 @@ export interface VaultConfig {
   haLeaseMs?: number;
   /** The operator's policy file (default: the policy accepted last time, else the built-in one). */
   policyFile?: string;
+  /** Prune the protection history at start and every PRUNE_INTERVAL_MS, keeping each validator's newest N epochs. */
+  pruneKeepEpochs?: number;
 }
+
+/** How often `pruneKeepEpochs` prunes. */
+export const PRUNE_INTERVAL_MS = 12 * 3600_000;
 
 /** Open the configured protection store: PostgreSQL when a URL is given, else SQLite in the data dir. */
 export async function openStore(config: Pick<VaultConfig, "dataDir" | "dbUrl" | "dbSchema">): Promise<SlashingStore> {
@@ -400,7 +405,33 @@ export class VaultService implements VaultApi {
 
   private pool: SignPool | null = null;
 
+  private pruneTimer: NodeJS.Timeout | null = null;
+  private pruning: Promise<void> | null = null;
+
+  /** Prune now and every `intervalMs` (keeping `keepEpochs` epochs and as many epochs' slots); failures are logged and retried next time. */
+  startPruning(keepEpochs: number, slotsPerEpoch: number, intervalMs = PRUNE_INTERVAL_MS): void {
+    const run = (): void => {
+      if (this.pruning) return;
+      const started = Date.now();
+      this.pruning = this.store
+        .prune({ epochs: keepEpochs, slots: keepEpochs * slotsPerEpoch })
+        .then(
+          (s) => {
+            this.log.info({ ...s, kept: s.kept.length, keepEpochs, ms: Date.now() - started }, "pruned the slashing-protection history");
+            for (const pk of s.kept) this.log.warn({ pubkey: pk }, "kept every attestation of this validator: a kept vote surrounds an older one");
+          },
+          (e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "pruning the slashing-protection history failed (retried at the next interval)"),
+        )
+        .finally(() => (this.pruning = null));
+    };
+    run();
+    this.pruneTimer = setInterval(run, intervalMs);
+    this.pruneTimer.unref();
+  }
+
   async close(): Promise<void> {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.pruning;
     await this.lease?.stop();
     await this.leasePool?.end();
     this.sealed?.close();
