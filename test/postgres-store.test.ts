@@ -22,6 +22,7 @@ import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import type { SlashingStore } from "../src/slashing/store/store.js";
 import type { Decision, Interchange, SlashingRule, WatermarkSetting } from "../src/slashing/types.js";
 import { PG_URL, PgScratch } from "./helpers/pg.js";
+import { hex32, pubkey, rng, root } from "./helpers/values.js";
 
 const scratch = new PgScratch("pgstore");
 after(() => scratch.cleanup());
@@ -30,25 +31,11 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let fileCount = 0;
 const sqliteFile = (): string => path.join(tmp, `ref-${++fileCount}`, "slashing.sqlite");
 
-const pubkey = (i: number): string => "0x" + i.toString(16).padStart(96, "0");
-const root = (b: number): Uint8Array => new Uint8Array(32).fill(b);
-const hex32 = (b: number): string => "0x" + b.toString(16).padStart(2, "0").repeat(32);
 const GVR = root(7);
 type Outcome = "allow" | "repeat" | SlashingRule;
 const outcome = (d: Decision): Outcome => (d.allowed ? (d.repeat ? "repeat" : "allow") : d.rule);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A small seeded PRNG (mulberry32), so that a failing random case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 function shuffle<T>(r: () => number, xs: T[]): T[] {
   for (let i = xs.length - 1; i > 0; i--) {

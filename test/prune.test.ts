@@ -16,6 +16,7 @@ import type { Decision, Interchange } from "../src/slashing/types.js";
 import { runVigil, spawnVigil, stopVigil } from "./helpers/cli.js";
 import { PgScratch } from "./helpers/pg.js";
 import { describeViolations, findSlashable } from "./helpers/slashable.js";
+import { hex32, pubkey, rng, root } from "./helpers/values.js";
 
 const scratch = new PgScratch("prune");
 after(() => scratch.cleanup());
@@ -24,23 +25,8 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const sqliteFile = (): string => path.join(tmp, `db-${++n}`, "slashing-protection.sqlite");
 
-const pubkey = (i: number): string => "0x" + i.toString(16).padStart(96, "0");
-const root = (b: number): Uint8Array => new Uint8Array(32).fill(b);
-const hex32 = (b: number): string => "0x" + b.toString(16).padStart(2, "0").repeat(32);
 const GVR = hex32(7);
 const outcome = (d: Decision): string => (d.allowed ? (d.repeat ? "repeat" : "allow") : d.rule);
-
-/** A small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Att = { source: number; target: number; root: number | null };
 type Block = { slot: number; root: number | null };

@@ -14,15 +14,13 @@ import { parseInterchange, serializeInterchange } from "../src/slashing/intercha
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import { watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
 import type { Decision, Interchange, SlashingRule } from "../src/slashing/types.js";
+import { hex32, pubkey, root } from "./helpers/values.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-slashing-store-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const dbFile = (): string => path.join(tmp, `case-${++n}`, "nested", "slashing.sqlite");
 
-const pubkey = (i: number): string => "0x" + i.toString(16).padStart(96, "0");
-const root = (b: number): Uint8Array => new Uint8Array(32).fill(b);
-const hex32 = (b: number): string => "0x" + b.toString(16).padStart(2, "0").repeat(32);
 const GVR = root(7);
 const allowedCount = (ds: Decision[]): number => ds.filter((d) => d.allowed).length;
 

@@ -15,13 +15,12 @@ import { openSqliteStore, type SqliteSlashingStore } from "../src/slashing/store
 import type { Decision } from "../src/slashing/types.js";
 import { hexBytes, interopKeys, lodestarSamples } from "./helpers/keys.js";
 import { post, startTestServer } from "./helpers/server.js";
+import { pubkey, root } from "./helpers/values.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-tentative-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const dbFile = (): string => path.join(tmp, `case-${++n}`, "slashing.sqlite");
-const pubkey = (i: number): string => "0x" + i.toString(16).padStart(96, "0");
-const root = (b: number): Uint8Array => new Uint8Array(32).fill(b);
 
 function isVigilError(kind: string, code: string) {
   return (e: unknown): boolean => {

@@ -11,13 +11,12 @@ import path from "node:path";
 import { after, test } from "node:test";
 import { VigilError } from "../src/errors.js";
 import { openSqliteStore, type SqliteSlashingStore } from "../src/slashing/store/sqlite.js";
+import { pubkey, root } from "./helpers/values.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-walsync-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const dbFile = (): string => path.join(tmp, `case-${++n}`, "slashing.sqlite");
-const pubkey = (i: number): string => "0x" + i.toString(16).padStart(96, "0");
-const root = (b: number): Uint8Array => new Uint8Array(32).fill(b);
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /** Holds every WAL sync until released; counts them and checks they sync the store's own WAL file. */

@@ -6,9 +6,8 @@ import assert from "node:assert/strict";
 import { VigilError } from "../../src/errors.js";
 import type { SlashingStore } from "../../src/slashing/store/store.js";
 import type { Decision, SlashingRule } from "../../src/slashing/types.js";
+import { pubkey, root } from "./values.js";
 
-const pubkey = (i: number): string => "0x" + i.toString(16).padStart(96, "0");
-const root = (b: number): Uint8Array => new Uint8Array(32).fill(b);
 const outcome = (d: Decision): "allow" | "repeat" | SlashingRule => (d.allowed ? (d.repeat ? "repeat" : "allow") : d.rule);
 
 async function refused(p: Promise<unknown>, code: string): Promise<void> {
