@@ -48,3 +48,20 @@ test("a removed key signs nothing (KEY_NOT_FOUND), others still sign", async () 
   const root = crypto.randomBytes(32);
   assert.equal(hex(await pool.sign(keys[1031].pubkey, root)), hex(keys[1031].sk.sign(root).toBytes()));
 });
+
+test("jobs sent at once to an idle thread and jobs batched while the threads are busy interleave: every signature is right", async () => {
+  // Waves of 1 to 40 jobs, each wave started before the last one is answered: single jobs meet idle
+  // threads, the rest queue and go out as batches to the least loaded thread.
+  const waves: Promise<void>[] = [];
+  for (let w = 0; w < 30; w++) {
+    const picks = Array.from({ length: 1 + ((w * 17) % 40) }, (_, j) => (w * 31 + j * 7) % 1000);
+    const roots = picks.map(() => crypto.randomBytes(32));
+    waves.push(
+      Promise.all(picks.map((i, j) => pool.sign(keys[i].pubkey, roots[j]))).then((sigs) =>
+        picks.forEach((i, j) => assert.equal(hex(sigs[j]), hex(keys[i].sk.sign(roots[j]).toBytes()), `wave ${w}, key ${i}`)),
+      ),
+    );
+    if (w % 3 === 0) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(waves);
+});

@@ -488,7 +488,9 @@ export class AuditLog {
   private schedule(): void {
     if (this.scheduled || this.flushing) return;
     this.scheduled = true;
-    setImmediate(() => {
+    // After the code that is running now (e.g. a protection group commit recording its decisions),
+    // not a turn of the event loop later: the fdatasync starts while BLS signs and the WAL syncs.
+    queueMicrotask(() => {
       this.scheduled = false;
       this.flushing = this.flushLoop().finally(() => {
         this.flushing = null;

@@ -1,8 +1,10 @@
 /**
  * BLS signing off the event loop: a pool of worker threads inside the vault process, so every
- * core signs while the main thread decodes requests and runs slashing protection. Jobs queued
- * in one turn of the event loop go to the workers in batches (one message per worker), as key
- * slots and packed roots in transferred buffers: nothing per job is cloned.
+ * core signs while the main thread decodes requests and runs slashing protection. A job goes at
+ * once to a worker with nothing to do (at moderate load the signature starts while the protection
+ * commit runs); while all are busy, jobs queued in one turn of the event loop go out in batches
+ * (one message per worker, the least loaded first), as key slots and packed roots in transferred
+ * buffers: nothing per job is cloned.
  */
 import { Worker } from "node:worker_threads";
 import { VigilError } from "../errors.js";
@@ -21,10 +23,11 @@ export class SignPool {
   private nextSlot = 0;
   private queue: Job[] = [];
   /** Batches sent to a worker and not fully answered yet. */
-  private readonly batches = new Map<number, { jobs: Job[]; left: number }>();
+  private readonly batches = new Map<number, { jobs: Job[]; left: number; worker: number }>();
+  /** Batches sent to each worker and not answered yet. */
+  private readonly outstanding: number[];
   private nextBatch = 1;
   private scheduled = false;
-  private next = 0;
   private broken: string | null = null;
   private closing = false;
 
@@ -38,6 +41,7 @@ export class SignPool {
       w.unref();
       return w;
     });
+    this.outstanding = this.workers.map(() => 0);
   }
 
   private post(m: WorkerRequest): void {
@@ -68,7 +72,10 @@ export class SignPool {
     if (slot === undefined) return Promise.reject(new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`));
     if (root.length !== 32) return Promise.reject(new VigilError("internal", "INVALID_ROOT", "a signing root is 32 bytes"));
     return new Promise((resolve, reject) => {
-      this.queue.push({ slot, root, resolve, reject });
+      const job = { slot, root, resolve, reject };
+      const idle = this.queue.length === 0 ? this.outstanding.indexOf(0) : -1;
+      if (idle >= 0) return this.send(idle, [job]);
+      this.queue.push(job);
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.dispatch());
@@ -76,25 +83,28 @@ export class SignPool {
     });
   }
 
-  /** Split the queued jobs into one batch per worker. */
+  /** Split the queued jobs into one batch per worker, the least loaded workers first. */
   private dispatch(): void {
     this.scheduled = false;
     const jobs = this.queue;
     this.queue = [];
+    if (jobs.length === 0) return;
+    const order = this.workers.map((_, i) => i).sort((a, b) => this.outstanding[a] - this.outstanding[b]);
     const per = Math.ceil(jobs.length / this.workers.length);
-    for (let i = 0; i < jobs.length; i += per) {
-      const part = jobs.slice(i, i + per);
-      const slots = new Int32Array(part.length);
-      const roots = new Uint8Array(part.length * 32);
-      part.forEach((j, k) => {
-        slots[k] = j.slot;
-        roots.set(j.root, k * 32);
-      });
-      const batch = this.nextBatch++;
-      this.batches.set(batch, { jobs: part, left: part.length });
-      this.workers[this.next].postMessage({ op: "sign", batch, slots, roots } satisfies WorkerRequest, [slots.buffer, roots.buffer]);
-      this.next = (this.next + 1) % this.workers.length;
-    }
+    for (let i = 0, w = 0; i < jobs.length; i += per, w++) this.send(order[w], jobs.slice(i, i + per));
+  }
+
+  private send(worker: number, part: Job[]): void {
+    const slots = new Int32Array(part.length);
+    const roots = new Uint8Array(part.length * 32);
+    part.forEach((j, k) => {
+      slots[k] = j.slot;
+      roots.set(j.root, k * 32);
+    });
+    const batch = this.nextBatch++;
+    this.batches.set(batch, { jobs: part, left: part.length, worker });
+    this.outstanding[worker]++;
+    this.workers[worker].postMessage({ op: "sign", batch, slots, roots } satisfies WorkerRequest, [slots.buffer, roots.buffer]);
   }
 
   private onResults(m: WorkerResponse): void {
@@ -106,7 +116,10 @@ export class SignPool {
       else job.resolve(m.signatures.slice(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES));
     }
     b.left -= m.missing.length;
-    if (b.left <= 0) this.batches.delete(m.batch);
+    if (b.left <= 0) {
+      this.batches.delete(m.batch);
+      this.outstanding[b.worker]--;
+    }
   }
 
   /** A dead signing thread breaks the pool for good: nothing is signed by a partial pool. */
