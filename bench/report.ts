@@ -29,6 +29,8 @@ export interface SigningRun extends RunResult {
   /** offered requests/s (open loop) or requests in flight (closed loop) */
   offered: string;
   ratioToCeiling: number;
+  /** saturation: blst's one-core median (µs) measured right before and after the run; absent in older results */
+  adjacentBlst?: { beforeUs: number; afterUs: number };
   cpu: Cpu;
   /** Vigil's vigil_sign_duration_seconds histogram over the run (bucket bounds), if /metrics has it */
   server: { n: number; p50LeMs: number; p99LeMs: number; maxLeMs: number } | null;
@@ -149,7 +151,8 @@ export function renderMarkdown(r: Results): string {
     L.push(
       `One core: median ${f1(c.oneCore.p50Ms * 1000)} µs (p99 ${f1(c.oneCore.p99Ms * 1000)} µs) over ${n0(c.signatures)} signatures = **${n0(c.oneCore.perSecond)} signatures/s** ` +
         `(count / wall time: ${n0(c.oneCore.wallPerSecond)}/s; other processes used ${f2(r.ceilingOthers ?? NaN)} cores meanwhile). ` +
-        `× ${c.cores} cores = **${n0(c.ceilingPerSecond)} signatures/s** (the ceiling; measured on ${c.cores} threads at once: ${n0(c.measuredParallelPerSecond)}/s).`,
+        `× ${c.cores} cores = **${n0(c.ceilingPerSecond)} signatures/s** (the ceiling; measured on ${c.cores} threads at once: ${n0(c.measuredParallelPerSecond)}/s).` +
+        (c.roundsUs ? ` Medians of the ${c.roundsUs.length} rounds (the fastest counts): ${c.roundsUs.map((u) => f1(u)).join(", ")} µs.` : ""),
       "",
     );
   }
@@ -196,6 +199,13 @@ export function renderMarkdown(r: Results): string {
           `load generator ${us(sat.cpu.loadgen)} µs${db ? `, PostgreSQL ${us(db)} µs` : ""}; total ${f1(perReq * 1e6)} µs → CPU-bound limit on ${cores} cores ≈ ${n0(cores / perReq)}/s with the load generator on the same machine, ` +
           `≈ ${n0(cores / (perReq - sat.cpu.loadgen / sat.okPerSecond))}/s without it.`,
         "",
+        ...(sat.adjacentBlst
+          ? [
+              `blst on one core right before / after this run: ${f1(sat.adjacentBlst.beforeUs)} / ${f1(sat.adjacentBlst.afterUs)} µs per signature (opening ceiling: ${f1((r.ceiling?.oneCore.p50Ms ?? NaN) * 1000)} µs): ` +
+                `${pct(adjacentRatio(sat, r.ceiling?.cores ?? cores))} of the faster × ${r.ceiling?.cores ?? cores} cores.`,
+              "",
+            ]
+          : []),
         `During saturation — vault threads (cores): ${sat.cpu.vaultThreads.map((t) => `${t.name} ${f2(t.cores)}`).join(", ")}.`,
         "",
         `Vault main thread's wall time (schedstat; sleeping split by sampled state + wait channel, D = uninterruptible e.g. disk, S do_epoll_wait = idle): ${states(sat.cpu.vaultMainState)}.`,
@@ -264,6 +274,13 @@ export function renderMarkdown(r: Results): string {
   return L.join("\n") + "\n";
 }
 
+/** The run's rate against the ceiling measured next to it (the faster of the two rounds × cores). */
+export function adjacentRatio(x: SigningRun, cores: number): number {
+  if (!x.adjacentBlst) return NaN;
+  const us = Math.min(x.adjacentBlst.beforeUs, x.adjacentBlst.afterUs);
+  return x.okPerSecond / ((cores * 1e6) / us);
+}
+
 const engineLabel = (s: SigningSection): string =>
   s.engine === "postgres" ? "PostgreSQL, synchronous_commit on" : "SQLite WAL, each commit fdatasynced";
 
@@ -273,7 +290,13 @@ export function targets(r: Results): Target[] {
   for (const s of r.signing) {
     const pg = s.engine === "postgres";
     const sat = s.runs.find((x) => x.name === "saturation");
-    if (sat && !pg) T.push({ measure: `attestations/s at saturation, ${s.keys.toLocaleString("en-US")} keys`, target: "≥ 3,500/s and ≥ 70 % of ceiling", measured: `${Math.round(sat.okPerSecond).toLocaleString("en-US")}/s (${(sat.ratioToCeiling * 100).toFixed(0)} %)`, pass: sat.okPerSecond >= 3500 && sat.ratioToCeiling >= 0.7 && Object.keys(sat.errors).length === 0 });
+    if (sat && !pg) {
+      // Judged on the lower of the two ratios: to the run's opening ceiling and to blst measured next to the run.
+      const adj = adjacentRatio(sat, r.ceiling?.cores ?? Number(r.machine.availableParallelism));
+      const ratio = Number.isFinite(adj) ? Math.min(adj, sat.ratioToCeiling) : sat.ratioToCeiling;
+      const both = Number.isFinite(adj) ? ` (${(sat.ratioToCeiling * 100).toFixed(0)} % of the opening ceiling, ${(adj * 100).toFixed(0)} % of blst measured next to the run)` : ` (${(sat.ratioToCeiling * 100).toFixed(0)} %)`;
+      T.push({ measure: `attestations/s at saturation, ${s.keys.toLocaleString("en-US")} keys`, target: "≥ 3,500/s and ≥ 70 % of ceiling", measured: `${Math.round(sat.okPerSecond).toLocaleString("en-US")}/s${both}`, pass: sat.okPerSecond >= 3500 && ratio >= 0.7 && Object.keys(sat.errors).length === 0 });
+    }
     const at1k = s.runs.find((x) => x.name === "open 1000/s");
     const bound = pg ? 10 : 5;
     if (at1k) T.push({ measure: `p99 at 1,000 req/s, ${s.keys.toLocaleString("en-US")} keys, ${pg ? "PostgreSQL" : "SQLite"}`, target: `< ${bound} ms`, measured: `${at1k.latency.p99Ms.toFixed(2)} ms`, pass: at1k.latency.p99Ms < bound && Object.keys(at1k.errors).length === 0 });

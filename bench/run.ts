@@ -6,7 +6,7 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { measureCeiling } from "./ceiling.js";
+import { measureCeiling, probeOneCore } from "./ceiling.js";
 import { histogramDelta, scrapeSignHistogram } from "./metrics.js";
 import { writeInterchange } from "./interchange.js";
 import { randomSecrets, writeKeystoreDir, writeSealedStore } from "./keys.js";
@@ -31,6 +31,8 @@ const S = {
   rates: (flag("--rates") ?? "500,1000,2000").split(",").map(Number),
   concurrency: 64,
   ceilingSignatures: quick ? 1000 : 3000,
+  /** blst rounds right before and after each saturation run */
+  probeSignatures: 500,
   scryptKeystores: quick ? [2, 8] : [4, 16],
   repeats: quick ? 1 : 3, // scrypt keystore start-ups (median)
   pbkdf2Keystores: quick ? 50 : 1000,
@@ -118,10 +120,14 @@ async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: n
       const { http, vault } = v.pids();
       await waitQuiet(`${keys} keys ${l.name}`, out, [http, ...vault, lg.child.pid!]);
       log(`${keys} keys: ${l.name} for ${S.durationMs / 1000} s`);
+      const closed = l.cmd.op === "closed";
+      // blst's speed right before and after a saturation run (Vigil idle meanwhile): the host's speed drifts.
+      const blstBeforeUs = closed ? probeOneCore(S.probeSignatures) : NaN;
       const before = await scrapeSignHistogram(v.url);
       const { value: r, cpu } = await withCpu(v, lg, () => lg.call(l.cmd));
       const server = histogramDelta(before, await scrapeSignHistogram(v.url));
-      section.runs.push({ ...r, name: l.name, offered: l.offered, ratioToCeiling: r.okPerSecond / ceiling, cpu, server });
+      const adjacent = closed ? { beforeUs: blstBeforeUs, afterUs: probeOneCore(S.probeSignatures) } : undefined;
+      section.runs.push({ ...r, name: l.name, offered: l.offered, ratioToCeiling: r.okPerSecond / ceiling, adjacentBlst: adjacent, cpu, server });
       section.recordsInDb += r.ok;
       maxEpoch = r.maxTargetEpoch;
       log(`  ${Math.round(r.okPerSecond)} signed/s, p50 ${r.latency.p50Ms.toFixed(2)} ms, p99 ${r.latency.p99Ms.toFixed(2)} ms, errors ${JSON.stringify(r.errors)}, CPU http ${cpu.http.toFixed(2)} vault ${cpu.vault.toFixed(2)} loadgen ${cpu.loadgen.toFixed(2)} others ${cpu.others.toFixed(2)}`);

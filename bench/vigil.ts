@@ -1,5 +1,6 @@
 /** Running the real CLI (dist/src/cli/index.js) as child processes: `vigil start`, one-shot commands. */
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { childrenOf, cpuSeconds, memory } from "./proc.js";
@@ -62,8 +63,10 @@ export async function startVigil(args: string[], env: Record<string, string>, ti
   live.add(proc);
   proc.once("exit", () => live.delete(proc));
   let out = "";
+  const logTo = process.env.VIGIL_BENCH_LOG; // experiments: keep all of Vigil's output (e.g. with --trace-gc)
   const keep = (d: string): void => {
     out = (out + d).slice(-65536);
+    if (logTo) fs.appendFileSync(logTo, d);
   };
   proc.stdout!.setEncoding("utf8").on("data", keep);
   proc.stderr!.setEncoding("utf8").on("data", keep);
