@@ -202,7 +202,8 @@ export function renderMarkdown(r: Results): string {
         ...(sat.adjacentBlst
           ? [
               `blst on one core right before / after this run: ${f1(sat.adjacentBlst.beforeUs)} / ${f1(sat.adjacentBlst.afterUs)} µs per signature (opening ceiling: ${f1((r.ceiling?.oneCore.p50Ms ?? NaN) * 1000)} µs): ` +
-                `${pct(adjacentRatio(sat, r.ceiling?.cores ?? cores))} of the faster × ${r.ceiling?.cores ?? cores} cores.`,
+                `${pct(adjacentRatio(sat, r.ceiling?.cores ?? cores))} of the faster × ${r.ceiling?.cores ?? cores} cores` +
+                (r.ceiling ? `; ${pct(sat.okPerSecond / r.ceiling.measuredParallelPerSecond)} of blst measured on ${r.ceiling.cores} threads at once (${n0(r.ceiling.measuredParallelPerSecond)}/s).` : "."),
               "",
             ]
           : []),
