@@ -65,3 +65,21 @@ test("jobs sent at once to an idle thread and jobs batched while the threads are
   }
   await Promise.all(waves);
 });
+
+test("add with verify: the threads name every key whose secret does not yield its pubkey, and accept the rest", async () => {
+  const fresh = Array.from({ length: 9 }, () => {
+    const sk = SecretKey.fromKeygen(crypto.randomBytes(32));
+    return { sk, pubkey: "0x" + hex(sk.toPublicKey().toBytes()) };
+  });
+  // Entries 2 and 7 carry another key's secret (7 is checked by the other thread than 2: i mod 2 differs).
+  const handed = fresh.map((k, i) => ({ pubkey: k.pubkey, secret: (i === 2 || i === 7 ? fresh[(i + 1) % 9] : k).sk.toBytes() }));
+  const bad = await pool.add(handed, true);
+  assert.deepEqual(bad.sort(), [fresh[2].pubkey, fresh[7].pubkey].sort());
+  assert.ok(handed.every((h) => h.secret.every((b) => b === 0)), "the caller's secret copies are zeroed");
+  const root = crypto.randomBytes(32);
+  assert.equal(hex(await pool.sign(fresh[4].pubkey, root)), hex(fresh[4].sk.sign(root).toBytes()));
+  assert.deepEqual(await pool.add([{ pubkey: fresh[0].pubkey, secret: fresh[0].sk.toBytes() }], true), []);
+  // A secret that is no valid BLS secret key (zero) fails the check instead of breaking the thread.
+  assert.deepEqual(await pool.add([{ pubkey: fresh[1].pubkey, secret: new Uint8Array(32) }], true), [fresh[1].pubkey]);
+  pool.remove([fresh[1].pubkey, fresh[2].pubkey, fresh[7].pubkey]);
+});

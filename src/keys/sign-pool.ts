@@ -8,7 +8,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { VigilError } from "../errors.js";
-import type { WorkerRequest, WorkerResponse } from "./sign-worker.js";
+import type { VerifyResponse, WorkerRequest, WorkerResponse } from "./sign-worker.js";
 
 /** A BLS signature (compressed G2 point). */
 export const SIGNATURE_BYTES = 96;
@@ -27,6 +27,9 @@ export class SignPool {
   /** Batches sent to each worker and not answered yet. */
   private readonly outstanding: number[];
   private nextBatch = 1;
+  /** Pubkey checks of an add(…, true) not answered by every thread yet. */
+  private readonly checks = new Map<number, { left: number; bad: number[]; resolve: (bad: number[]) => void; reject: (e: unknown) => void }>();
+  private nextCheck = 1;
   private scheduled = false;
   private broken: string | null = null;
   private closing = false;
@@ -35,7 +38,7 @@ export class SignPool {
     this.workers = Array.from({ length: size }, () => {
       // A BLS thread allocates little per batch: a 1 MB semi-space (young generation 3 MB) instead of the process's.
       const w = new Worker(WORKER, { resourceLimits: { maxYoungGenerationSizeMb: 3 } });
-      w.on("message", (m: WorkerResponse) => this.onResults(m));
+      w.on("message", (m: WorkerResponse | VerifyResponse) => ("verified" in m ? this.onVerified(m) : this.onResults(m)));
       w.on("error", (e) => this.failAll(e.message));
       w.on("exit", (code) => this.failAll(`exit code ${code}`));
       w.unref();
@@ -48,16 +51,44 @@ export class SignPool {
     for (const w of this.workers) w.postMessage(m);
   }
 
-  /** Give every worker a copy of these keys; the caller's buffers are zeroed. */
-  add(keys: { pubkey: string; secret: Uint8Array }[]): void {
-    if (keys.length === 0) return;
+  /**
+   * Give every worker a copy of these keys; the caller's buffers are zeroed. With `verify`, the
+   * threads also check (each a share, in parallel) that every secret yields its pubkey, and the
+   * promise gives the pubkeys that do not (they stay in the tables: remove them).
+   */
+  add(keys: { pubkey: string; secret: Uint8Array }[], verify = false): Promise<string[]> {
+    if (keys.length === 0) return Promise.resolve([]);
     const slotted = keys.map((k) => {
       let slot = this.slots.get(k.pubkey);
       if (slot === undefined) this.slots.set(k.pubkey, (slot = this.nextSlot++));
       return { slot, secret: k.secret };
     });
-    this.post({ op: "add", keys: slotted }); // structured clone copies the bytes now
+    let checked: Promise<string[]> = Promise.resolve([]);
+    if (!verify) this.post({ op: "add", keys: slotted }); // structured clone copies the bytes now
+    else {
+      const pubkeys = new Uint8Array(48 * keys.length);
+      keys.forEach((k, i) => pubkeys.set(Buffer.from(k.pubkey.slice(2), "hex").subarray(0, 48), i * 48));
+      const id = this.nextCheck++;
+      const bySlot = new Map(slotted.map((s, i) => [s.slot, keys[i].pubkey]));
+      checked = new Promise<number[]>((resolve, reject) => {
+        if (this.broken) return reject(new VigilError("internal", "SIGNER_THREAD_FAILED", `a signing thread failed: ${this.broken}`));
+        this.checks.set(id, { left: this.workers.length, bad: [], resolve, reject });
+      }).then((bad) => bad.map((slot) => bySlot.get(slot)!));
+      const parts = this.workers.length;
+      this.workers.forEach((w, part) => w.postMessage({ op: "add", keys: slotted, verify: { id, pubkeys, part, parts } } satisfies WorkerRequest));
+    }
     for (const k of keys) k.secret.fill(0);
+    return checked;
+  }
+
+  private onVerified(m: VerifyResponse): void {
+    const c = this.checks.get(m.verified);
+    if (!c) return;
+    c.bad.push(...m.bad);
+    if (--c.left === 0) {
+      this.checks.delete(m.verified);
+      c.resolve(c.bad);
+    }
   }
 
   remove(pubkeys: string[]): void {
@@ -131,6 +162,8 @@ export class SignPool {
     this.batches.clear();
     for (const j of this.queue) j.reject(err);
     this.queue = [];
+    for (const c of this.checks.values()) c.reject(err);
+    this.checks.clear();
   }
 
   async close(): Promise<void> {

@@ -11,12 +11,15 @@ import { SecretKey } from "@chainsafe/blst";
 import { SIGNATURE_BYTES } from "./sign-pool.js";
 
 export type WorkerRequest =
-  | { op: "add"; keys: { slot: number; secret: Uint8Array }[] }
+  /** With `verify`, this thread also checks that keys[i]'s secret yields pubkeys[i] for every i ≡ part (mod parts). */
+  | { op: "add"; keys: { slot: number; secret: Uint8Array }[]; verify?: { id: number; pubkeys: Uint8Array; part: number; parts: number } }
   | { op: "remove"; slots: number[] }
   | { op: "sign"; batch: number; slots: Int32Array; roots: Uint8Array };
 
 /** Signatures for jobs [from, from + count) of `batch`; `missing[i]` = 1 when that key was removed. */
 export type WorkerResponse = { batch: number; from: number; signatures: Uint8Array; missing: Uint8Array };
+/** The answer to an `add` with `verify`: the slots (of this thread's share) whose secret does not yield the given pubkey. */
+export type VerifyResponse = { verified: number; bad: number[] };
 
 
 /** Secrets by slot, packed (32 bytes each; a SecretKey object per key would cost over 1 KB); a zeroed slot has no key. */
@@ -40,18 +43,30 @@ function keyAt(slot: number): SecretKey | null {
   return slot >= 0 && slot < present.length && present[slot] ? SecretKey.fromBytes(secrets.subarray(slot * 32, slot * 32 + 32)) : null;
 }
 
+function yields(secret: Uint8Array, pubkey: Uint8Array): boolean {
+  try {
+    return Buffer.from(SecretKey.fromBytes(secret).toPublicKey().toBytes()).equals(pubkey);
+  } catch {
+    return false; // not a valid secret key (zero, or not below the group order)
+  }
+}
+
 function answer(batch: number, from: number, sigs: Uint8Array<ArrayBuffer>, missing: Uint8Array<ArrayBuffer>): void {
   parentPort!.postMessage({ batch, from, signatures: sigs, missing } satisfies WorkerResponse, [sigs.buffer, missing.buffer]);
 }
 
 parentPort!.on("message", (m: WorkerRequest) => {
   if (m.op === "add") {
-    for (const k of m.keys) {
+    const v = m.verify;
+    const bad: number[] = [];
+    m.keys.forEach((k, i) => {
+      if (v && i % v.parts === v.part && !yields(k.secret.subarray(0, 32), v.pubkeys.subarray(i * 48, i * 48 + 48))) bad.push(k.slot);
       ensure(k.slot);
       secrets.set(k.secret.subarray(0, 32), k.slot * 32);
       present[k.slot] = 1;
       k.secret.fill(0);
-    }
+    });
+    if (v) parentPort!.postMessage({ verified: v.id, bad } satisfies VerifyResponse);
   } else if (m.op === "remove") {
     for (const slot of m.slots) {
       if (slot >= present.length) continue;

@@ -184,9 +184,10 @@ export class VaultService implements VaultApi {
       sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
     }
     const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
-    for (const { pubkey, secret } of sealed.unsealAll()) {
-      this.keys.add("sealed", { pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path });
-    }
+    await this.keys.addAll(
+      "sealed",
+      sealed.unsealAll().map(({ pubkey, secret }) => ({ pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path })),
+    );
     this.sealed = sealed;
     this.pendingUnlock = null;
     this.locked = false;
