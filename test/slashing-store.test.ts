@@ -281,6 +281,42 @@ test("duplicate pubkey entries are merged; exact duplicates skipped; slashable r
   }
 });
 
+test("records repeated inside the entry of a validator new to the database are imported once (NULL roots included)", async () => {
+  const store = openSqliteStore(dbFile());
+  try {
+    const zero = "0x" + "00".repeat(32);
+    const doc: Interchange = {
+      metadata: { interchange_format_version: "5", genesis_validators_root: hex32(7) },
+      data: [
+        {
+          pubkey: pubkey(3),
+          signed_blocks: [{ slot: "5", signing_root: hex32(1) }, { slot: "5", signing_root: hex32(1).toUpperCase().replace("0X", "0x") }, { slot: "5", signing_root: hex32(2) }, { slot: "6" }, { slot: "6", signing_root: zero }],
+          signed_attestations: [
+            { source_epoch: "1", target_epoch: "2", signing_root: hex32(3) },
+            { source_epoch: "01", target_epoch: "2", signing_root: hex32(3) },
+            { source_epoch: "2", target_epoch: "1", signing_root: hex32(3) },
+            { source_epoch: "1", target_epoch: "3" },
+            { source_epoch: "1", target_epoch: "3", signing_root: zero },
+          ],
+        },
+      ],
+    };
+    const expected = { validators: 1, validatorsAdded: 1, blocksImported: 3, blocksSkipped: 2, attestationsImported: 3, attestationsSkipped: 2 };
+    assert.deepEqual(await store.importInterchange(doc), expected);
+    // The same entry again goes through the database's records: everything is a repeat.
+    assert.deepEqual(await store.importInterchange(doc), { ...expected, validatorsAdded: 0, blocksImported: 0, blocksSkipped: 5, attestationsImported: 0, attestationsSkipped: 5 });
+    const out = await store.exportInterchange();
+    assert.deepEqual(out.data[0].signed_blocks, [{ slot: "5", signing_root: hex32(1) }, { slot: "5", signing_root: hex32(2) }, { slot: "6" }]);
+    assert.deepEqual(out.data[0].signed_attestations, [
+      { source_epoch: "2", target_epoch: "1", signing_root: hex32(3) },
+      { source_epoch: "1", target_epoch: "2", signing_root: hex32(3) },
+      { source_epoch: "1", target_epoch: "3" },
+    ]);
+  } finally {
+    await store.close();
+  }
+});
+
 test("bad inputs to check-and-record are refused before touching the database", async () => {
   const store = openSqliteStore(dbFile());
   try {

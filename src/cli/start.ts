@@ -4,13 +4,8 @@
  */
 import pino from "pino";
 import type { StartOptions } from "../config/options.js";
-import { buildApp } from "../server/app.js";
-import { Metrics } from "../server/metrics.js";
-import { Reloader } from "../server/reload.js";
 import { VaultClient } from "../vault/client.js";
 import { API_TOKEN_FILE, DB_FILE } from "../config/files.js";
-import { loadOrCreateToken } from "../server/auth.js";
-import { ClientAuth } from "../server/clients.js";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -28,7 +23,7 @@ function redact(url: string): string {
 export async function start(opts: StartOptions): Promise<void> {
   const log = pino({ level: opts.logLevel, base: undefined });
   let stopping = false;
-  const vault = await VaultClient.spawn(
+  const spawning = VaultClient.spawn(
     {
       network: opts.network,
       dataDir: opts.dataDir,
@@ -49,6 +44,16 @@ export async function start(opts: StartOptions): Promise<void> {
       process.exit(1);
     },
   );
+  spawning.catch(() => undefined); // awaited below, after the imports
+  // The HTTP side (fastify, metrics) loads while the vault process boots and derives its key store's key.
+  const [{ buildApp }, { Metrics }, { Reloader }, { loadOrCreateToken }, { ClientAuth }] = await Promise.all([
+    import("../server/app.js"),
+    import("../server/metrics.js"),
+    import("../server/reload.js"),
+    import("../server/auth.js"),
+    import("../server/clients.js"),
+  ]);
+  const vault = await spawning;
   const tokenFile = opts.keymanagerTokenFile ?? path.join(opts.dataDir, API_TOKEN_FILE);
   const { token: apiToken, created } = loadOrCreateToken(tokenFile);
   if (created) log.info({ file: tokenFile }, "created the Keymanager API token");

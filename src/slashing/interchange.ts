@@ -27,42 +27,43 @@ export function hexToBytes(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex.slice(2), "hex"));
 }
 
-export function invalidInterchange(path: string, message: string): never {
-  throw badRequest("INVALID_INTERCHANGE", `invalid slashing-protection interchange: ${path}: ${message}`);
+export function invalidInterchange(path: string | (() => string), message: string): never {
+  throw badRequest("INVALID_INTERCHANGE", `invalid slashing-protection interchange: ${typeof path === "string" ? path : path()}: ${message}`);
 }
 
-function object(v: unknown, path: string): Record<string, unknown> {
+/** Where a value sits, for errors; a record's path is built only if it is invalid (an import reads a million). */
+type Path = string | (() => string);
+
+function object(v: unknown, path: Path): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) invalidInterchange(path, "expected an object");
   return v as Record<string, unknown>;
 }
 
-function array(v: unknown, path: string): unknown[] {
+function array(v: unknown, path: Path): unknown[] {
   if (!Array.isArray(v)) invalidInterchange(path, "expected an array");
   return v;
 }
 
 /** A decimal string holding a safe integer; returned in canonical form. */
-function decimal(v: unknown, path: string): string {
+function decimal(v: unknown, path: Path): string {
   if (typeof v !== "string" || !DECIMAL_RE.test(v)) invalidInterchange(path, "expected a decimal string");
   if (v.length > 15 && BigInt(v) > MAX_SAFE) invalidInterchange(path, `${v} exceeds ${Number.MAX_SAFE_INTEGER}`); // 15 digits are always safe
   return String(Number(v));
 }
 
-function hex(v: unknown, path: string, re: RegExp, what: string): string {
+function hex(v: unknown, path: Path, re: RegExp, what: string): string {
   const s = typeof v === "string" ? v.toLowerCase() : undefined;
   if (s === undefined || !re.test(s)) invalidInterchange(path, `expected ${what} as 0x-prefixed hex`);
   return s;
 }
 
+const ZERO_ROOT_HEX = "0x" + "0".repeat(64);
+
 /** An optional signing root; absent or all-zero → undefined (unknown). */
-function signingRoot(v: unknown, path: string): string | undefined {
+function signingRoot(v: unknown, path: Path): string | undefined {
   if (v === undefined || v === null) return undefined;
   const s = hex(v, path, ROOT_RE, "a 32-byte signing root");
-  return /^0x0+$/.test(s) ? undefined : s;
-}
-
-function withRoot<T extends object>(record: T, root: string | undefined): T & { signing_root?: string } {
-  return root === undefined ? record : { ...record, signing_root: root };
+  return s === ZERO_ROOT_HEX ? undefined : s;
 }
 
 /** `metadata`, validated (EIP-3076: format version "5" and a 32-byte genesis validators root). */
@@ -83,17 +84,23 @@ export function parseInterchangeValidator(entry: unknown, p: string): Interchang
   return {
     pubkey: hex(v.pubkey, `${p}.pubkey`, PUBKEY_RE, "a 48-byte pubkey"),
     signed_blocks: array(v.signed_blocks, `${p}.signed_blocks`).map((b, j): InterchangeBlock => {
-      const q = `${p}.signed_blocks[${j}]`;
+      const q = (): string => `${p}.signed_blocks[${j}]`;
       const o = object(b, q);
-      return withRoot({ slot: decimal(o.slot, `${q}.slot`) }, signingRoot(o.signing_root, `${q}.signing_root`));
+      const block: InterchangeBlock = { slot: decimal(o.slot, () => `${q()}.slot`) };
+      const root = signingRoot(o.signing_root, () => `${q()}.signing_root`);
+      if (root !== undefined) block.signing_root = root;
+      return block;
     }),
     signed_attestations: array(v.signed_attestations, `${p}.signed_attestations`).map((a, j): InterchangeAttestation => {
-      const q = `${p}.signed_attestations[${j}]`;
+      const q = (): string => `${p}.signed_attestations[${j}]`;
       const o = object(a, q);
-      return withRoot(
-        { source_epoch: decimal(o.source_epoch, `${q}.source_epoch`), target_epoch: decimal(o.target_epoch, `${q}.target_epoch`) },
-        signingRoot(o.signing_root, `${q}.signing_root`),
-      );
+      const att: InterchangeAttestation = {
+        source_epoch: decimal(o.source_epoch, () => `${q()}.source_epoch`),
+        target_epoch: decimal(o.target_epoch, () => `${q()}.target_epoch`),
+      };
+      const root = signingRoot(o.signing_root, () => `${q()}.signing_root`);
+      if (root !== undefined) att.signing_root = root;
+      return att;
     }),
   };
 }

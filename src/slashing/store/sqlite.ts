@@ -56,6 +56,13 @@ export function openSqliteStore(file: string): SqliteSlashingStore {
 
 type Stmt = Database.Statement<unknown[]>;
 
+/** Whether `key` is in `seen`; adds it. */
+function seenBefore(seen: Set<string>, key: string): boolean {
+  if (seen.has(key)) return true;
+  seen.add(key);
+  return false;
+}
+
 function blob(root: SigningRoot): Buffer | null {
   return root === null ? null : Buffer.from(root.buffer, root.byteOffset, root.byteLength);
 }
@@ -398,29 +405,36 @@ export class SqliteSlashingStore implements SlashingStore {
             pubkeys.add(entry.pubkey);
             const rec = validatorRecords(entry);
             let id = this.validatorId(entry.pubkey, false);
+            // A validator new to the database has no records yet: only repeats within this entry are
+            // skipped, found in memory instead of by one query per record.
+            const fresh = id === undefined ? new Set<string>() : null;
             if (id === undefined) {
               id = this.validatorId(entry.pubkey, true);
               sum.validatorsAdded++;
             }
             // Slashable records (inside the file or against the database) are still kept: they only make checks stricter.
-            for (const b of rec.blocks) {
+            rec.blocks.forEach((b, i) => {
               const root = blob(b.signingRoot);
-              if (this.s.blockExists.get(id, b.slot, root) !== undefined) {
-                sum.blocksSkipped++;
-              } else {
+              const repeat = fresh
+                ? seenBefore(fresh, `b${b.slot}:${entry.signed_blocks[i].signing_root ?? ""}`)
+                : this.s.blockExists.get(id, b.slot, root) !== undefined;
+              if (repeat) sum.blocksSkipped++;
+              else {
                 this.s.insertBlock.run(id, b.slot, root);
                 sum.blocksImported++;
               }
-            }
-            for (const a of rec.attestations) {
+            });
+            rec.attestations.forEach((a, i) => {
               const root = blob(a.signingRoot);
-              if (this.s.attExists.get(id, a.target, a.source, root) !== undefined) {
-                sum.attestationsSkipped++;
-              } else {
+              const repeat = fresh
+                ? seenBefore(fresh, `a${a.source}:${a.target}:${entry.signed_attestations[i].signing_root ?? ""}`)
+                : this.s.attExists.get(id, a.target, a.source, root) !== undefined;
+              if (repeat) sum.attestationsSkipped++;
+              else {
                 this.s.insertAtt.run(id, a.source, a.target, root);
                 sum.attestationsImported++;
               }
-            }
+            });
           }
           sum.validators = pubkeys.size;
           return sum;
