@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=25
+#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=25 --no-allocation-site-pretenuring
 /**
  * The `vigil` command. This entry imports nothing from Lodestar: each command first fixes the
  * SSZ preset from its network (LODESTAR_PRESET), then loads its implementation.

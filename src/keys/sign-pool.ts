@@ -144,7 +144,7 @@ export class SignPool {
     for (let i = 0; i < m.missing.length; i++) {
       const job = b.jobs[m.from + i];
       if (m.missing[i]) job.reject(new VigilError("not_found", "KEY_NOT_FOUND", "the key was removed"));
-      else job.resolve(m.signatures.slice(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES));
+      else job.resolve(m.signatures.subarray(i * SIGNATURE_BYTES, (i + 1) * SIGNATURE_BYTES)); // a view: the batch buffer is ours alone
     }
     b.left -= m.missing.length;
     if (b.left <= 0) {

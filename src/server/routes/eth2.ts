@@ -11,6 +11,19 @@ const PUBKEY = /^0x[0-9a-fA-F]{96}$/;
  */
 export function wantsText(accept: string | undefined): boolean {
   if (!accept) return false;
+  // A client sends the same Accept header with every request: parse each distinct one once.
+  let text = acceptCache.get(accept);
+  if (text === undefined) {
+    text = parseWantsText(accept);
+    if (acceptCache.size >= 64) acceptCache.clear();
+    acceptCache.set(accept, text);
+  }
+  return text;
+}
+
+const acceptCache = new Map<string, boolean>();
+
+function parseWantsText(accept: string): boolean {
   const types = accept.split(",").map((part) => {
     const [type, ...params] = part.trim().toLowerCase().split(";");
     const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
@@ -43,7 +56,7 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
         const signature = result.signature;
         ctx.metrics.signRequests.inc({ type: result.type, outcome: "signed" });
         ctx.metrics.signDuration.observe({ type: result.type }, Number(process.hrtime.bigint() - started) / 1e9);
-        request.log.debug({ pubkey: identifier, summary: result.summary }, "signed");
+        if (request.log.level === "debug" || request.log.level === "trace") request.log.debug({ pubkey: identifier, summary: result.summary }, "signed");
         if (wantsText(request.headers.accept)) return reply.type("text/plain; charset=utf-8").send(signature);
         return reply.type("application/json").send({ signature });
       } catch (err) {
