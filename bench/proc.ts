@@ -115,7 +115,8 @@ export class StateSampler {
   private timer: NodeJS.Timeout;
   private readonly t0 = performance.now();
   private readonly sched0: { onCpuS: number; runqueueS: number } | null;
-  constructor(private readonly pid: number, private readonly tid: number, everyMs = 2) {
+  // Every 20 ms: two samplers at 2 ms used 0.09 cores of the two being measured, and woke 1,000 times a second.
+  constructor(private readonly pid: number, private readonly tid: number, everyMs = 20) {
     this.sched0 = schedstat(pid, tid);
     this.timer = setInterval(() => this.sample(), everyMs);
   }

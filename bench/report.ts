@@ -14,7 +14,7 @@ export interface Cpu {
   steal: number;
   /** the vault's threads, busiest first ("main" = the vault's event-loop thread) */
   vaultThreads: { name: string; threads: number; cores: number }[];
-  /** sampled every 2 ms: share of wall time per scheduler state + wait channel of each main thread */
+  /** sampled every 20 ms: share of wall time per scheduler state + wait channel of each main thread */
   httpMainState: ThreadStates;
   vaultMainState: ThreadStates;
 }
