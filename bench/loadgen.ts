@@ -13,6 +13,10 @@
  *                                   in the client included: no coordinated omission)
  *   {op:"closed", concurrency, durationMs}  closed loop: `concurrency` requests always in flight
  *   {op:"each", concurrency}        closed loop, exactly one request per key (warm-up)
+ *   {op:"burst", size, intervalMs, count}  `count` bursts of `size` requests sent at once (as a
+ *                                   validator client sends a slot's attestations), one every
+ *                                   `intervalMs`; latency counts from the burst's start (waiting
+ *                                   for one of the 64 connections included)
  *   → RunResult (below)
  */
 import net from "node:net";
@@ -23,7 +27,8 @@ export type Command =
   | { op: "init"; url: string; pubkeys: string[]; template: Template; firstEpoch: number }
   | { op: "open"; rate: number; durationMs: number }
   | { op: "closed"; concurrency: number; durationMs: number }
-  | { op: "each"; concurrency: number };
+  | { op: "each"; concurrency: number }
+  | { op: "burst"; size: number; intervalMs: number; count: number };
 
 export interface RunResult {
   sent: number;
@@ -40,6 +45,8 @@ export interface RunResult {
   /** open loop: how late the client issued requests relative to their schedule (ms) */
   sendLag?: Summary;
   maxTargetEpoch: number;
+  /** bursts: from each burst's start to its last answer (ms) */
+  burst?: { size: number; intervalMs: number; completion: Summary };
   /** per second of the run (by scheduled send time): requests, errors, p50/p99/max latency (ms) */
   timeline: { second: number; n: number; errors: number; p50Ms: number; p99Ms: number; maxMs: number }[];
 }
@@ -242,6 +249,20 @@ async function closedLoop(concurrency: number, stop: (sent: number) => boolean):
   return rec.result(false);
 }
 
+async function bursts(size: number, intervalMs: number, count: number): Promise<RunResult> {
+  const rec = new Recorder(performance.now());
+  const completion: number[] = [];
+  const all: Promise<void>[] = [];
+  for (let b = 0; b < count; b++) {
+    const due = rec.start + b * intervalMs - performance.now();
+    if (due > 0) await new Promise((r) => setTimeout(r, due));
+    const t0 = performance.now();
+    all.push(Promise.all(Array.from({ length: size }, () => rec.fire(t0))).then(() => void completion.push(performance.now() - t0)));
+  }
+  await Promise.all(all);
+  return { ...rec.result(false), burst: { size, intervalMs, completion: summarize(completion) } };
+}
+
 async function handle(m: Command): Promise<unknown> {
   switch (m.op) {
     case "init":
@@ -258,6 +279,8 @@ async function handle(m: Command): Promise<unknown> {
     }
     case "each":
       return closedLoop(m.concurrency, (sent) => sent >= pubkeys.length);
+    case "burst":
+      return bursts(m.size, m.intervalMs, m.count);
   }
 }
 

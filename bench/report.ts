@@ -169,8 +169,8 @@ export function renderMarkdown(r: Results): string {
         s.runs.map((x) => [
           x.name,
           x.offered,
-          n0(x.okPerSecond),
-          pct(x.ratioToCeiling),
+          x.burst ? "–" : n0(x.okPerSecond),
+          x.burst ? "–" : pct(x.ratioToCeiling),
           ms(x.latency.p50Ms),
           ms(x.latency.p99Ms),
           ms(x.latency.maxMs),
@@ -186,6 +186,16 @@ export function renderMarkdown(r: Results): string {
       ),
       "",
     );
+    const burst = s.runs.find((x) => x.burst)?.burst;
+    if (burst) {
+      const floorMs = r.ceiling ? (burst.size / r.ceiling.measuredParallelPerSecond) * 1000 : NaN;
+      L.push(
+        `Slot bursts: ${burst.completion.n} bursts of ${n0(burst.size)} attestations sent at once (one slot's worth for ${n0(s.keys)} validators on mainnet), ${burst.intervalMs / 1000} s apart: ` +
+          `the last signature of a burst came ${ms(burst.completion.p50Ms)} after its start (median; max ${ms(burst.completion.maxMs)}); ` +
+          `BLS alone on ${r.ceiling?.cores ?? "all"} threads would need ${ms(floorMs)}.`,
+        "",
+      );
+    }
     const sat = s.runs.find((x) => x.name === "saturation");
     if (sat) {
       const states = (t: ThreadStates): string => t.shares.filter((x) => x.share >= 0.01).map((x) => `${x.state} ${pct(x.share)}`).join(", ");
@@ -263,7 +273,7 @@ export function renderMarkdown(r: Results): string {
   L.push("## Notes", "");
   L.push(
     "- All traffic on 127.0.0.1. Load generator: its own process, a keep-alive HTTP/1.1 client on raw sockets (at most 64 connections, one request in flight on each); unique non-slashable ATTESTATION requests, keys round-robin, target epoch +1 per key per request.",
-    "- Open-loop latency is measured from each request's *scheduled* send time (client-side queueing included); closed-loop latency from the send. Every sample counts: nothing is capped or dropped. Any non-200 is an error. " +
+    "- Open-loop latency is measured from each request's *scheduled* send time (client-side queueing included); closed-loop latency from the send; slot-burst latency from the burst's start (waiting for one of the load generator's 64 connections included). Every sample counts: nothing is capped or dropped. Any non-200 is an error. " +
       "\"client lag\" = how late the load generator issued requests against their schedule (part of the latency). " +
       "\"Vigil's p50 / p99\" = bucket bounds from Vigil's own `vigil_sign_duration_seconds` histogram (sign route handler in the HTTP process: vault round trip included, HTTP parsing excluded).",
     "- CPU = (utime+stime delta from /proc/<pid>/stat) / wall time, in cores. The load generator shares the machine's cores with Vigil. " +

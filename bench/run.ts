@@ -30,6 +30,8 @@ const S = {
   /** --rates: the open-loop offered loads (req/s); saturation is measured after them. */
   rates: (flag("--rates") ?? "500,1000,2000").split(",").map(Number),
   concurrency: 64,
+  /** Slot bursts: a slot's attestations (keys / 32: each validator attests once per 32-slot epoch on mainnet) sent at once. */
+  burst: { intervalMs: 4000, count: quick ? 3 : 6 },
   ceilingSignatures: quick ? 1000 : 3000,
   /** blst rounds right before and after each saturation run */
   probeSignatures: 500,
@@ -114,12 +116,17 @@ async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: n
     const loads: { name: string; offered: string; cmd: Command }[] = [
       ...S.rates.map((rate) => ({ name: `open ${rate}/s`, offered: `${rate}/s`, cmd: { op: "open", rate, durationMs: S.durationMs } as Command })),
       { name: "saturation", offered: `${S.concurrency} in flight`, cmd: { op: "closed", concurrency: S.concurrency, durationMs: S.durationMs } },
+      {
+        name: "slot bursts",
+        offered: `${Math.ceil(keys / 32)} at once every ${S.burst.intervalMs / 1000} s`,
+        cmd: { op: "burst", size: Math.ceil(keys / 32), intervalMs: S.burst.intervalMs, count: S.burst.count },
+      },
     ];
     let maxEpoch = warmup.maxTargetEpoch;
     for (const l of loads) {
       const { http, vault } = v.pids();
       await waitQuiet(`${keys} keys ${l.name}`, out, [http, ...vault, lg.child.pid!]);
-      log(`${keys} keys: ${l.name} for ${S.durationMs / 1000} s`);
+      log(`${keys} keys: ${l.name}${l.cmd.op === "burst" ? ` (${l.cmd.count} × ${l.cmd.size})` : ` for ${S.durationMs / 1000} s`}`);
       const closed = l.cmd.op === "closed";
       // blst's speed right before and after a saturation run (Vigil idle meanwhile): the host's speed drifts.
       const blstBeforeUs = closed ? probeOneCore(S.probeSignatures) : NaN;
@@ -130,6 +137,7 @@ async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: n
       section.runs.push({ ...r, name: l.name, offered: l.offered, ratioToCeiling: r.okPerSecond / ceiling, adjacentBlst: adjacent, cpu, server });
       section.recordsInDb += r.ok;
       maxEpoch = r.maxTargetEpoch;
+      if (r.burst) log(`  bursts of ${r.burst.size}: last signature after ${r.burst.completion.p50Ms.toFixed(1)} ms (median), ${r.burst.completion.maxMs.toFixed(1)} ms (max)`);
       log(`  ${Math.round(r.okPerSecond)} signed/s, p50 ${r.latency.p50Ms.toFixed(2)} ms, p99 ${r.latency.p99Ms.toFixed(2)} ms, errors ${JSON.stringify(r.errors)}, CPU http ${cpu.http.toFixed(2)} vault ${cpu.vault.toFixed(2)} loadgen ${cpu.loadgen.toFixed(2)} others ${cpu.others.toFixed(2)}`);
     }
     section.memory = vigilMemory(v);
