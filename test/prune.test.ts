@@ -14,7 +14,7 @@ import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import type { SlashingStore } from "../src/slashing/store/store.js";
 import type { Decision, Interchange } from "../src/slashing/types.js";
 import { runVigil, spawnVigil, stopVigil } from "./helpers/cli.js";
-import { PgScratch } from "./helpers/pg.js";
+import { PG_URL, PgScratch } from "./helpers/pg.js";
 import { describeViolations, findSlashable } from "./helpers/slashable.js";
 import { hex32, pubkey, rng, root } from "./helpers/values.js";
 
@@ -243,4 +243,29 @@ test("vigil start --prune-keep-epochs prunes once started (and every 12 hours)",
   const v1 = (JSON.parse(fs.readFileSync(out, "utf8")) as Interchange).data.find((v) => v.pubkey === pubkey(1))!;
   assert.equal(v1.signed_attestations.length, 10);
   assert.equal(v1.signed_blocks.length, 3, "minimal preset: 10 epochs are 80 slots");
+});
+
+test("in an HA group only the active instance prunes the shared history; the standby leaves it alone", { timeout: 60_000 }, async () => {
+  const db = ["--db-url", PG_URL, "--db-schema", scratch.schema()];
+  const file = path.join(tmp, "history-ha.json");
+  fs.writeFileSync(file, JSON.stringify(history()));
+  assert.equal((await runVigil(["slashing", "import", file, ...db])).code, 0);
+  const args = (name: string): string[] => ["--network", "minimal", "--data-dir", path.join(tmp, name), ...db, "--ha-group", "g", "--prune-keep-epochs", "10"];
+  const active = await spawnVigil(args("ha-active"));
+  try {
+    for (let i = 0; i < 100 && !/pruned the slashing-protection history/.test(active.output()); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(active.output(), /pruned the slashing-protection history/);
+    const standby = await spawnVigil(args("ha-standby"));
+    try {
+      for (let i = 0; i < 100 && !/pruning the shared slashing-protection history is left to the active instance/.test(standby.output()); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.match(standby.output(), /standby: pruning the shared slashing-protection history is left to the active instance/);
+      assert.doesNotMatch(standby.output(), /pruned the slashing-protection history/);
+    } finally {
+      await stopVigil(standby.proc);
+    }
+  } finally {
+    await stopVigil(active.proc);
+  }
 });

@@ -413,6 +413,11 @@ export class VaultService implements VaultApi {
   startPruning(keepEpochs: number, slotsPerEpoch: number, intervalMs = PRUNE_INTERVAL_MS): void {
     const run = (): void => {
       if (this.pruning) return;
+      // In an HA group the instances share one database: only the lease holder prunes it.
+      if (this.lease && this.lease.role !== "active") {
+        this.log.info({ keepEpochs }, "standby: pruning the shared slashing-protection history is left to the active instance");
+        return;
+      }
       const started = Date.now();
       this.pruning = this.store
         .prune({ epochs: keepEpochs, slots: keepEpochs * slotsPerEpoch })
