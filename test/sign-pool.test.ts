@@ -1,7 +1,7 @@
 /**
  * The BLS signing threads: signatures equal blst's on the main thread for keys in any slot (the
- * packed secret table grows past its first 1,024 slots), batches from one turn come back whole, a removed
- * key signs nothing, and the caller's secret buffers are zeroed once handed over.
+ * packed secret table grows past its first 1,024 slots), a thread gets a batch only when idle, a removed
+ * key signs nothing, closing fails what was not signed, and the caller's secret buffers are zeroed once handed over.
  */
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
@@ -51,7 +51,7 @@ test("a removed key signs nothing (KEY_NOT_FOUND), others still sign", async () 
 
 test("jobs sent at once to an idle thread and jobs batched while the threads are busy interleave: every signature is right", async () => {
   // Waves of 1 to 40 jobs, each wave started before the last one is answered: single jobs meet idle
-  // threads, the rest queue and go out as batches to the least loaded thread.
+  // threads, the rest wait and go out as batches to threads that went idle.
   const waves: Promise<void>[] = [];
   for (let w = 0; w < 30; w++) {
     const picks = Array.from({ length: 1 + ((w * 17) % 40) }, (_, j) => (w * 31 + j * 7) % 1000);
@@ -64,6 +64,33 @@ test("jobs sent at once to an idle thread and jobs batched while the threads are
     if (w % 3 === 0) await new Promise((r) => setImmediate(r));
   }
   await Promise.all(waves);
+});
+
+test("while every thread is busy jobs wait: a thread gets a batch only when idle, its share of the queue", async () => {
+  const before = { ...pool.stats };
+  // Two single jobs meet the two idle threads; the 300 after them (same turn) find both busy.
+  const picks = Array.from({ length: 302 }, (_, j) => (j * 13) % 1100);
+  const roots = picks.map(() => crypto.randomBytes(32));
+  const sigs = await Promise.all(picks.map((i, j) => pool.sign(keys[i].pubkey, roots[j])));
+  picks.forEach((i, j) => assert.equal(hex(sigs[j]), hex(keys[i].sk.sign(roots[j]).toBytes()), `job ${j}`));
+  assert.equal(pool.stats.mostPerThread, 1, "no thread ever had two batches at once");
+  assert.equal(pool.stats.jobs - before.jobs, 302);
+  // Shares of what waits (half of the queue each time a thread goes idle): 150, 75, 38, … — not one batch per job.
+  const batches = pool.stats.batches - before.batches;
+  assert.ok(batches >= 4 && batches <= 40, `${batches} batches`);
+});
+
+test("close: jobs still waiting or out on a thread fail (SIGNER_CLOSED) instead of hanging", async () => {
+  const own = new SignPool(2);
+  own.add(keys.slice(0, 10).map((k) => ({ pubkey: k.pubkey, secret: k.sk.toBytes() })));
+  const jobs = Array.from({ length: 50 }, (_, j) => own.sign(keys[j % 10].pubkey, crypto.randomBytes(32)));
+  const outcomes = Promise.allSettled(jobs);
+  await own.close();
+  const settled = await outcomes;
+  for (const r of settled) {
+    assert.equal(r.status, "rejected");
+    assert.ok(r.reason instanceof VigilError && r.reason.code === "SIGNER_CLOSED", String(r.reason));
+  }
 });
 
 test("add with verify: the threads name every key whose secret does not yield its pubkey, and accept the rest", async () => {

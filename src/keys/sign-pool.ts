@@ -2,9 +2,13 @@
  * BLS signing off the event loop: a pool of worker threads inside the vault process, so every
  * core signs while the main thread decodes requests and runs slashing protection. A job goes at
  * once to a worker with nothing to do (at moderate load the signature starts while the protection
- * commit runs); while all are busy, jobs queued in one turn of the event loop go out in batches
- * (one message per worker, the least loaded first), as key slots and packed roots in transferred
- * buffers: nothing per job is cloned.
+ * commit runs). While every worker is busy, jobs wait here; a worker that goes idle takes its
+ * share of them (the queue divided by the number of workers: the busy ones take theirs when they
+ * finish). A batch travels as key slots and packed roots in transferred buffers (nothing per job
+ * is cloned) and is answered once. Fewer, larger batches mean fewer wake-ups down the whole
+ * pipeline (vault, HTTP process, client): at saturation batches averaged 14 jobs instead of 4.6
+ * when each turn's jobs went at once to the least loaded worker, and (bench, 1,000 keys) the rate
+ * rose 2–5 % and the p99 there fell by a fifth; with 10,000 keys the rate stayed the same.
  */
 import { Worker } from "node:worker_threads";
 import { VigilError } from "../errors.js";
@@ -27,6 +31,8 @@ export class SignPool {
   /** Batches sent to each worker and not answered yet. */
   private readonly outstanding: number[];
   private nextBatch = 1;
+  /** Batches and jobs sent to the threads; the most batches one thread had at once (1 by design). */
+  readonly stats = { batches: 0, jobs: 0, mostPerThread: 0 };
   /** Pubkey checks of an add(…, true) not answered by every thread yet. */
   private readonly checks = new Map<number, { left: number; bad: number[]; resolve: (bad: number[]) => void; reject: (e: unknown) => void }>();
   private nextCheck = 1;
@@ -114,15 +120,18 @@ export class SignPool {
     });
   }
 
-  /** Split the queued jobs into one batch per worker, the least loaded workers first. */
   private dispatch(): void {
     this.scheduled = false;
-    const jobs = this.queue;
-    this.queue = [];
-    if (jobs.length === 0) return;
-    const order = this.workers.map((_, i) => i).sort((a, b) => this.outstanding[a] - this.outstanding[b]);
-    const per = Math.ceil(jobs.length / this.workers.length);
-    for (let i = 0, w = 0; i < jobs.length; i += per, w++) this.send(order[w], jobs.slice(i, i + per));
+    this.feedIdle();
+  }
+
+  /** Each idle worker takes its share of the queue: the queue divided by the number of workers. */
+  private feedIdle(): void {
+    if (this.queue.length === 0 || this.broken) return;
+    const share = Math.ceil(this.queue.length / this.workers.length);
+    for (let w = 0; w < this.workers.length && this.queue.length > 0; w++) {
+      if (this.outstanding[w] === 0) this.send(w, this.queue.splice(0, share));
+    }
   }
 
   private send(worker: number, part: Job[]): void {
@@ -135,6 +144,9 @@ export class SignPool {
     const batch = this.nextBatch++;
     this.batches.set(batch, { jobs: part, left: part.length, worker });
     this.outstanding[worker]++;
+    this.stats.batches++;
+    this.stats.jobs += part.length;
+    this.stats.mostPerThread = Math.max(this.stats.mostPerThread, this.outstanding[worker]);
     this.workers[worker].postMessage({ op: "sign", batch, slots, roots } satisfies WorkerRequest, [slots.buffer, roots.buffer]);
   }
 
@@ -149,7 +161,7 @@ export class SignPool {
     b.left -= m.missing.length;
     if (b.left <= 0) {
       this.batches.delete(m.batch);
-      this.outstanding[b.worker]--;
+      if (--this.outstanding[b.worker] === 0) this.feedIdle();
     }
   }
 
@@ -168,6 +180,12 @@ export class SignPool {
 
   async close(): Promise<void> {
     this.closing = true;
+    // Nothing is signed any more: jobs still waiting or out on a thread fail instead of hanging.
+    const err = new VigilError("unavailable", "SIGNER_CLOSED", "the signing threads are stopped");
+    for (const b of this.batches.values()) for (const j of b.jobs) j.reject(err);
+    this.batches.clear();
+    for (const j of this.queue) j.reject(err);
+    this.queue = [];
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
