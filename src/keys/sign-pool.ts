@@ -7,8 +7,8 @@
  * finish). A batch travels as key slots and packed roots in transferred buffers (nothing per job
  * is cloned) and is answered once. Fewer, larger batches mean fewer wake-ups down the whole
  * pipeline (vault, HTTP process, client): at saturation batches averaged 14 jobs instead of 4.6
- * when each turn's jobs went at once to the least loaded worker, and (bench, 1,000 keys) the rate
- * rose 2–5 % and the p99 there fell by a fifth; with 10,000 keys the rate stayed the same.
+ * when each turn's jobs went at once to the least loaded worker; in the bench the rate rose about
+ * 4 % with 1,000 keys (the same with 10,000) and the p99 at saturation fell by a fifth.
  */
 import { Worker } from "node:worker_threads";
 import { VigilError } from "../errors.js";
