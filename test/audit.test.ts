@@ -11,6 +11,7 @@ import path from "node:path";
 import { Writable } from "node:stream";
 import { after, describe, test } from "node:test";
 import {
+  ANCHOR_INTERVAL_MS,
   AUDIT_HEAD_FILE,
   AUDIT_LOG_FILE,
   AuditLog,
@@ -178,6 +179,27 @@ describe("writing", () => {
     assert.deepEqual(seenAtSync, [500, 800]);
     assert.deepEqual({ writes: log.stats.writes, syncs: log.stats.syncs, records: log.stats.records }, { writes: 2, syncs: 2, records: 800 });
     await log.close();
+    assert.equal((await verifyAuditLog(dir)).ok, true);
+  });
+
+  test("the head anchor is rewritten at most once per ANCHOR_INTERVAL_MS however often the log syncs, and is current after close", async () => {
+    const dir = freshDir();
+    const log = await AuditLog.open(dir);
+    const t0 = performance.now();
+    let n = 0;
+    // one group commit every ~ANCHOR_INTERVAL_MS / 10, each done before the next (as at a low, steady load)
+    while (performance.now() - t0 < 4 * ANCHOR_INTERVAL_MS) {
+      await log.record(rec(n++));
+      await new Promise((r) => setTimeout(r, ANCHOR_INTERVAL_MS / 10));
+    }
+    const elapsed = performance.now() - t0;
+    const writes = log.stats.anchorWrites;
+    assert.ok(log.stats.syncs >= 10, `${log.stats.syncs} group commits`);
+    assert.ok(writes >= 1, "the anchor follows the log");
+    assert.ok(writes <= Math.floor(elapsed / ANCHOR_INTERVAL_MS) + 1, `${writes} anchor rewrites in ${elapsed.toFixed(0)} ms for ${log.stats.syncs} group commits`);
+    await log.close();
+    const head = JSON.parse(fs.readFileSync(headFile(dir), "utf8")) as { seq: number; hash: string };
+    assert.equal(head.seq, n - 1, "close brings the anchor up to the last entry");
     assert.equal((await verifyAuditLog(dir)).ok, true);
   });
 

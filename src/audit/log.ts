@@ -23,7 +23,7 @@
  * Head anchor `<data-dir>/audit.head` (mode 0600): `{"seq":N,"hash":"<hash of entry N>"}` (seq -1 and
  * 64 zeros for an empty log). It is rewritten atomically (temp file, fsync, rename, fsync of the
  * directory) after each group commit, off the request path: a record() waits for its own log line
- * only, so the anchor can lag the log by the entries of the last flush or two (at most ~200 ms under load), but
+ * only, so the anchor lags the log by at most ANCHOR_INTERVAL_MS (200 ms) plus one rewrite, but
  * is never ahead of what the log holds durably. `verifyAuditLog` checks that the anchor's entry is
  * in the log with that hash: dropping lines from the end (or deleting the log) is detected for
  * every entry the anchor covers.
@@ -64,7 +64,7 @@ import { fsyncDir } from "../fs-atomic.js";
 import { AUDIT_HEAD_FILE, AUDIT_LOG_FILE } from "../config/files.js";
 export { AUDIT_HEAD_FILE, AUDIT_LOG_FILE };
 export const ZERO_HASH = "0".repeat(64);
-/** Least time between two rewrites of audit.head under load. */
+/** Least time between the starts of two rewrites of audit.head. */
 export const ANCHOR_INTERVAL_MS = 200;
 
 export type AuditOutcome = "allowed" | "refused" | "approval_required" | "approved" | "warned";
@@ -357,6 +357,10 @@ export class AuditLog {
   private flushing: Promise<void> | null = null;
   private anchorWanted: AuditHead | null = null;
   private anchorRunning: Promise<void> | null = null;
+  /** performance.now() when the last anchor rewrite started. */
+  private anchorStarted = -Infinity;
+  /** Ends the wait before the next anchor rewrite (close). */
+  private anchorNap: (() => void) | null = null;
   private failure: VigilError | null = null;
   private closing: Promise<void> | null = null;
   private repairing: Promise<unknown> | null = null;
@@ -483,6 +487,7 @@ export class AuditLog {
         if (this.flushing) await this.flushing;
         else await new Promise<void>((r) => setImmediate(r));
       }
+      this.anchorNap?.();
       while (this.anchorRunning) await this.anchorRunning;
       await this.repairing;
       await this.fh.close();
@@ -569,8 +574,23 @@ export class AuditLog {
     if (this.anchorRunning) return;
     this.anchorRunning = (async () => {
       while (this.anchorWanted) {
+        // One rewrite per ANCHOR_INTERVAL_MS at most, counted from the start of the previous one:
+        // each costs two fsyncs and a rename (journal commits that the log's and the protection
+        // database's syncs wait behind). Closing cuts the wait short.
+        const wait = this.anchorStarted + ANCHOR_INTERVAL_MS - performance.now();
+        if (wait > 0 && !this.closing) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, wait);
+            this.anchorNap = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.anchorNap = null;
+        }
         const h = this.anchorWanted;
         this.anchorWanted = null;
+        this.anchorStarted = performance.now();
         try {
           await writeAnchor(this.dir, h);
           this.stats.anchorWrites++;
@@ -578,9 +598,6 @@ export class AuditLog {
           this.fail(new VigilError("unavailable", "AUDIT_LOG_FAILED", `cannot update the audit head anchor in ${this.dir}: ${(e as Error).message}`));
           return;
         }
-        // At most a few anchor rewrites per second (each costs two fsyncs that compete with the
-        // log's and the protection database's): the anchor lags by at most this much.
-        if (this.anchorWanted && !this.closing) await new Promise((r) => setTimeout(r, ANCHOR_INTERVAL_MS));
       }
     })().finally(() => {
       this.anchorRunning = null;
