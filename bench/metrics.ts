@@ -32,3 +32,49 @@ export function histogramDelta(before: Buckets | null, after: Buckets | null): {
   const maxLe = les[cum.findIndex((c) => c === n)] * 1000;
   return { n, p50LeMs: at(0.5), p99LeMs: at(0.99), maxLeMs: maxLe };
 }
+
+/** The vault's pipeline counters (GET /metrics): what a run's requests became inside the vault. */
+export interface Pipeline {
+  decisions: number;
+  groupCommits: number;
+  walSyncs: number;
+  blsBatches: number;
+  signatures: number;
+  auditRecords: number;
+  auditSyncs: number;
+  anchorWrites: number;
+}
+
+const PIPELINE: Record<keyof Pipeline, string> = {
+  decisions: "vigil_protection_decisions_total",
+  groupCommits: "vigil_protection_group_commits_total",
+  walSyncs: "vigil_protection_wal_syncs_total",
+  blsBatches: "vigil_bls_batches_total",
+  signatures: "vigil_bls_signatures_total",
+  auditRecords: "vigil_audit_records_total",
+  auditSyncs: "vigil_audit_syncs_total",
+  anchorWrites: "vigil_audit_anchor_writes_total",
+};
+
+export async function scrapePipeline(url: string): Promise<Pipeline | null> {
+  try {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const out = {} as Pipeline;
+    for (const [k, name] of Object.entries(PIPELINE) as [keyof Pipeline, string][]) {
+      const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+      if (!m) return null;
+      out[k] = Number(m[1]);
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+/** Counts between two scrapes. */
+export function pipelineDelta(before: Pipeline | null, after: Pipeline | null): Pipeline | null {
+  if (!before || !after) return null;
+  const out = {} as Pipeline;
+  for (const k of Object.keys(PIPELINE) as (keyof Pipeline)[]) out[k] = after[k] - before[k];
+  return out;
+}

@@ -1,6 +1,7 @@
 /** The result document (bench/results/<timestamp>.json) and its markdown rendering. */
 import type { Ceiling } from "./ceiling.js";
 import type { RunResult } from "./loadgen.js";
+import type { Pipeline } from "./metrics.js";
 
 export interface Cpu {
   /** CPU cores used on average (CPU seconds / wall seconds) */
@@ -34,6 +35,8 @@ export interface SigningRun extends RunResult {
   cpu: Cpu;
   /** Vigil's vigil_sign_duration_seconds histogram over the run (bucket bounds), if /metrics has it */
   server: { n: number; p50LeMs: number; p99LeMs: number; maxLeMs: number } | null;
+  /** What the run's requests became inside the vault (its /metrics counters over the run); absent in older results */
+  pipeline?: Pipeline | null;
 }
 
 export interface Startup {
@@ -186,6 +189,26 @@ export function renderMarkdown(r: Results): string {
       ),
       "",
     );
+    const piped = s.runs.filter((x) => x.pipeline);
+    if (piped.length > 0) {
+      const per = (a: number, b: number): string => (b > 0 ? f1(a / b) : "–");
+      const rate = (x: SigningRun, n: number): string => {
+        const r = n / (x.wallMs / 1000);
+        return r < 10 ? f1(r) : n0(r);
+      };
+      L.push(
+        "Inside the vault (its /metrics counters over each run): how many requests shared each step.",
+        "",
+        ...table(
+          ["load", "decisions per group commit", "WAL fdatasyncs/s", "signatures per BLS batch", "audit entries per fdatasync", "audit anchor rewrites/s"],
+          piped.map((x) => {
+            const p = x.pipeline!;
+            return [x.name, per(p.decisions, p.groupCommits), rate(x, p.walSyncs), per(p.signatures, p.blsBatches), per(p.auditRecords, p.auditSyncs), rate(x, p.anchorWrites)];
+          }),
+        ),
+        "",
+      );
+    }
     const burst = s.runs.find((x) => x.burst)?.burst;
     if (burst) {
       const floorMs = r.ceiling ? (burst.size / r.ceiling.measuredParallelPerSecond) * 1000 : NaN;

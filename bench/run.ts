@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { measureCeiling, probeOneCore } from "./ceiling.js";
-import { histogramDelta, scrapeSignHistogram } from "./metrics.js";
+import { histogramDelta, pipelineDelta, scrapePipeline, scrapeSignHistogram } from "./metrics.js";
 import { writeInterchange } from "./interchange.js";
 import { randomSecrets, writeKeystoreDir, writeSealedStore } from "./keys.js";
 import type { Command } from "./loadgen.js";
@@ -131,10 +131,12 @@ async function signingSection(keys: number, t: Template, lg: LoadGen, ceiling: n
       // blst's speed right before and after a saturation run (Vigil idle meanwhile): the host's speed drifts.
       const blstBeforeUs = closed ? probeOneCore(S.probeSignatures) : NaN;
       const before = await scrapeSignHistogram(v.url);
+      const pipeBefore = await scrapePipeline(v.url);
       const { value: r, cpu } = await withCpu(v, lg, () => lg.call(l.cmd));
       const server = histogramDelta(before, await scrapeSignHistogram(v.url));
+      const pipeline = pipelineDelta(pipeBefore, await scrapePipeline(v.url));
       const adjacent = closed ? { beforeUs: blstBeforeUs, afterUs: probeOneCore(S.probeSignatures) } : undefined;
-      section.runs.push({ ...r, name: l.name, offered: l.offered, ratioToCeiling: r.okPerSecond / ceiling, adjacentBlst: adjacent, cpu, server });
+      section.runs.push({ ...r, name: l.name, offered: l.offered, ratioToCeiling: r.okPerSecond / ceiling, adjacentBlst: adjacent, cpu, server, pipeline });
       section.recordsInDb += r.ok;
       maxEpoch = r.maxTargetEpoch;
       if (r.burst) log(`  bursts of ${r.burst.size}: last signature after ${r.burst.completion.p50Ms.toFixed(1)} ms (median), ${r.burst.completion.maxMs.toFixed(1)} ms (max)`);

@@ -311,4 +311,43 @@ describe("keys, health, reload and metrics endpoints", () => {
       await server.close();
     }
   });
+  it("metrics show the vault's work: protection commits, BLS threads, the audit log, the vault process", async () => {
+    const server = await startTestServer("minimal", [keys[0].secret]);
+    server.vault.useSigningThreads(2); // as in the vault process
+    const scrape = async (): Promise<Map<string, number>> => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      return new Map([...text.matchAll(/^(vigil_(?:vault|protection|bls|audit|prune)_[a-z_]+) (\S+)$/gm)].map((m) => [m[1], Number(m[2])]));
+    };
+    try {
+      const before = await scrape();
+      assert.equal(before.get("vigil_bls_threads"), 2);
+      assert.equal(before.get("vigil_audit_head_seq"), -1, "a new audit log is empty");
+      const attestation = sample("ATTESTATION.json");
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk0}`, attestation)).status, 200);
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk0}`, sample("RANDAO_REVEAL.json"))).status, 200);
+      const after = await scrape();
+      const delta = (name: string): number => after.get(name)! - before.get(name)!;
+      assert.equal(delta("vigil_protection_decisions_total"), 1, "the attestation was checked and recorded; a RANDAO reveal has no slashing rule");
+      assert.equal(delta("vigil_protection_group_commits_total"), 1);
+      assert.ok(delta("vigil_protection_wal_syncs_total") >= 1, "the commit was made durable");
+      assert.equal(delta("vigil_bls_signatures_total"), 2);
+      assert.ok(delta("vigil_bls_batches_total") >= 1 && delta("vigil_bls_batches_total") <= 2);
+      assert.equal(after.get("vigil_bls_queued_jobs"), 0);
+      assert.equal(delta("vigil_audit_records_total"), 2);
+      assert.ok(delta("vigil_audit_syncs_total") >= 1);
+      assert.equal(after.get("vigil_audit_head_seq"), 1, "entries 0 and 1 are durable");
+      assert.ok(after.get("vigil_vault_cpu_seconds_total")! > 0 && delta("vigil_vault_cpu_seconds_total") >= 0);
+      assert.ok(after.get("vigil_vault_resident_memory_bytes")! > 10e6);
+      assert.equal(after.get("vigil_prune_runs_succeeded_total"), 0, "not pruning without --prune-keep-epochs");
+      // a refusal (the same attestation with another root: a double vote) is a decision too, and is audited
+      const refused = await post(`${server.url}/api/v1/eth2/sign/${pk0}`, { ...attestation, signingRoot: undefined, attestation: { ...attestation.attestation, beacon_block_root: "0x" + "11".repeat(32) } });
+      assert.equal(refused.status, 412, refused.text);
+      const last = await scrape();
+      assert.equal(last.get("vigil_protection_decisions_total")! - after.get("vigil_protection_decisions_total")!, 1);
+      assert.equal(last.get("vigil_bls_signatures_total"), after.get("vigil_bls_signatures_total"), "nothing signed");
+      assert.equal(last.get("vigil_audit_records_total")! - after.get("vigil_audit_records_total")!, 1);
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -16,7 +16,7 @@ import { Worker } from "node:worker_threads";
 import { watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
 import pg from "pg";
 import { VigilError } from "../src/errors.js";
-import { openPostgresStore, PG_SCHEMA_VERSION, validatorLockKey } from "../src/slashing/store/postgres.js";
+import { openPostgresStore, PG_MAX_BATCH, PG_SCHEMA_VERSION, validatorLockKey } from "../src/slashing/store/postgres.js";
 import type { PostgresSlashingStore } from "../src/slashing/store/postgres.js";
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
 import type { SlashingStore } from "../src/slashing/store/store.js";
@@ -307,7 +307,8 @@ function randomHistory(r: () => number, validators: number): Interchange {
 test("group commit: a burst decided in one PostgreSQL batch gets exactly the SQLite engine's decisions (random, seeded)", async () => {
   for (let seed = 1; seed <= 8; seed++) {
     const r = rng(seed);
-    const pgStore = await scratch.open({ maxBatch: [undefined, 7, 100][seed % 3] });
+    const maxBatch = [undefined, 7, 100][seed % 3];
+    const pgStore = await scratch.open({ maxBatch });
     const lite = openSqliteStore(sqliteFile());
     try {
       const validators = 2 + (seed % 4);
@@ -332,14 +333,19 @@ test("group commit: a burst decided in one PostgreSQL batch gets exactly the SQL
       }
       // Three waves, each fired in one turn (batches of up to maxBatch), so later requests meet earlier records both
       // in the database (earlier batches) and in the batch (the in-transaction view of what it recorded so far).
-      for (let wave = 0; wave < 3; wave++) {
-        const reqs = randomRequests(r, wave === 1 ? 1500 : 300, validators);
+      const waves = [300, 1500, 300];
+      for (const [wave, n] of waves.entries()) {
+        const reqs = randomRequests(r, n, validators);
         const [a, b] = await Promise.all([Promise.all(reqs.map((q) => send(pgStore, q))), Promise.all(reqs.map((q) => send(lite, q)))]);
         const diff = a.map((d, i) => [i, outcome(d), outcome(b[i])]).filter(([, x, y]) => x !== y);
         assert.deepEqual(diff.slice(0, 5), [], `seed ${seed} wave ${wave}: ${diff.length} decisions differ, e.g. ${JSON.stringify(diff.slice(0, 3).map(([i]) => reqs[i as number]))}`);
         assert.ok(a.some((d) => d.allowed) && a.some((d) => !d.allowed), "the burst mixes allowed and refused");
       }
       assert.deepEqual(await pgStore.exportInterchange(), await lite.exportInterchange(), `seed ${seed}: same history`);
+      // the store's counters (metrics): every decision, and one transaction per batch of up to maxBatch
+      const groups = waves.reduce((sum, n) => sum + Math.ceil(n / (maxBatch ?? PG_MAX_BATCH)), 0);
+      assert.deepEqual(pgStore.stats, { decisions: 2100, groupCommits: groups, walSyncs: 0 }, `seed ${seed}`);
+      assert.equal(lite.stats.decisions, 2100);
     } finally {
       await pgStore.close();
       await lite.close();

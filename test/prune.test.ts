@@ -235,6 +235,15 @@ test("vigil start --prune-keep-epochs prunes once started (and every 12 hours)",
     for (let i = 0; i < 100 && !/pruned the slashing-protection history/.test(vigil.output()); i++) await new Promise((r) => setTimeout(r, 50));
     assert.match(vigil.output(), /pruned the slashing-protection history/);
     assert.match(vigil.output(), new RegExp(`"pubkey":"${pubkey(2)}".*kept every attestation`));
+    // the vault process reports it on /metrics, with the counts it logged
+    const logged = JSON.parse(vigil.output().split("\n").find((l) => l.includes("pruned the slashing-protection history"))!) as { blocksDeleted: number; attestationsDeleted: number };
+    assert.ok(logged.blocksDeleted > 0 && logged.attestationsDeleted > 0);
+    const metrics = await (await fetch(`${vigil.url}/metrics`)).text();
+    assert.match(metrics, /^vigil_prune_runs_succeeded_total 1$/m);
+    assert.match(metrics, /^vigil_prune_runs_failed_total 0$/m);
+    assert.match(metrics, new RegExp(`^vigil_prune_records_deleted_total ${logged.blocksDeleted + logged.attestationsDeleted}$`, "m"));
+    const at = Number(/^vigil_prune_last_success_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
+    assert.ok(Math.abs(at - Date.now() / 1000) < 60, `last prune at ${at}`);
   } finally {
     await stopVigil(vigil.proc);
   }

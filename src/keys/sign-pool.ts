@@ -33,6 +33,10 @@ export class SignPool {
   private nextBatch = 1;
   /** Batches and jobs sent to the threads; the most batches one thread had at once (1 by design). */
   readonly stats = { batches: 0, jobs: 0, mostPerThread: 0 };
+  /** Jobs waiting for a thread to go idle. */
+  get queued(): number {
+    return this.queue.length;
+  }
   /** Pubkey checks of an add(…, true) not answered by every thread yet. */
   private readonly checks = new Map<number, { left: number; bad: number[]; resolve: (bad: number[]) => void; reject: (e: unknown) => void }>();
   private nextCheck = 1;

@@ -38,6 +38,21 @@ export interface VaultStatus {
   fence: number | null;
   /** Client identities the policy admits (hashes only); null when the signing API is open. */
   clients: { name: string; tokenSha256?: string; tlsFingerprintSha256?: string }[] | null;
+  /** What the vault did since it started (GET /metrics). */
+  stats: VaultStats;
+}
+
+/** Counters (since the vault started) and gauges of the vault process, for GET /metrics. */
+export interface VaultStats {
+  process: { cpuSeconds: number; residentBytes: number; heapUsedBytes: number };
+  /** Slashing protection: decisions, the group commits they shared, WAL fdatasyncs (SQLite). */
+  protection: { decisions: number; groupCommits: number; walSyncs: number };
+  /** BLS signing threads (0 when signing on the main thread): batches handed out, signatures in them, jobs waiting now. */
+  bls: { threads: number; batches: number; signatures: number; queued: number };
+  /** The audit log: entries, fdatasyncs, head anchor rewrites, the last durable entry's number (-1: empty). */
+  audit: { records: number; syncs: number; anchorWrites: number; headSeq: number };
+  /** History pruning (--prune-keep-epochs): runs that succeeded or failed, records deleted, when the last success ended (Unix seconds). */
+  prune: { succeeded: number; failed: number; recordsDeleted: number; lastSuccessSeconds: number | null };
 }
 
 /** Keymanager API POST /eth/v1/keystores, per keystore. */

@@ -23,7 +23,7 @@ import { Signer } from "../signer.js";
 import { interchangeSource, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
 import type { SlashingStore } from "../slashing/store/store.js";
-import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStatus } from "./api.js";
+import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStats, VaultStatus } from "./api.js";
 
 
 /** Plain, non-secret configuration: what the parent process hands the vault process. */
@@ -315,6 +315,21 @@ export class VaultService implements VaultApi {
       clients: this.authority.policy.clients.size
         ? [...this.authority.policy.clients.values()].map((c) => ({ ...c }))
         : null,
+      stats: this.stats(),
+    };
+  }
+
+  private stats(): VaultStats {
+    const { user, system } = process.cpuUsage();
+    const mem = process.memoryUsage();
+    const audit = this.authority.audit;
+    const pool = this.pool;
+    return {
+      process: { cpuSeconds: (user + system) / 1e6, residentBytes: mem.rss, heapUsedBytes: mem.heapUsed },
+      protection: { ...this.store.stats },
+      bls: { threads: pool?.size ?? 0, batches: pool?.stats.batches ?? 0, signatures: pool?.stats.jobs ?? 0, queued: pool?.queued ?? 0 },
+      audit: { records: audit.stats.records, syncs: audit.stats.syncs, anchorWrites: audit.stats.anchorWrites, headSeq: audit.head.seq },
+      prune: { ...this.pruneStats },
     };
   }
 
@@ -407,6 +422,7 @@ export class VaultService implements VaultApi {
   private pool: SignPool | null = null;
 
   private pruneTimer: NodeJS.Timeout | null = null;
+  private readonly pruneStats: VaultStats["prune"] = { succeeded: 0, failed: 0, recordsDeleted: 0, lastSuccessSeconds: null };
   private pruning: Promise<void> | null = null;
 
   /** Prune now and every `intervalMs` (keeping `keepEpochs` epochs and as many epochs' slots); failures are logged and retried next time. */
@@ -423,10 +439,16 @@ export class VaultService implements VaultApi {
         .prune({ epochs: keepEpochs, slots: keepEpochs * slotsPerEpoch })
         .then(
           (s) => {
+            this.pruneStats.succeeded++;
+            this.pruneStats.recordsDeleted += s.blocksDeleted + s.attestationsDeleted;
+            this.pruneStats.lastSuccessSeconds = Date.now() / 1000;
             this.log.info({ ...s, kept: s.kept.length, keepEpochs, ms: Date.now() - started }, "pruned the slashing-protection history");
             for (const pk of s.kept) this.log.warn({ pubkey: pk }, "kept every attestation of this validator: a kept vote surrounds an older one");
           },
-          (e: unknown) => this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "pruning the slashing-protection history failed (retried at the next interval)"),
+          (e: unknown) => {
+            this.pruneStats.failed++;
+            this.log.warn({ err: e instanceof Error ? e.message : String(e) }, "pruning the slashing-protection history failed (retried at the next interval)");
+          },
         )
         .finally(() => (this.pruning = null));
     };

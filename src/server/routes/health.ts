@@ -55,6 +55,7 @@ export function healthRoutes(app: FastifyInstance, ctx: AppContext): void {
     const s = await ctx.vault.status().catch(() => null);
     ctx.metrics.keysLoaded.set(s?.keys ?? 0);
     ctx.metrics.haActive.set(s?.role === "standby" ? 0 : 1);
+    if (s) ctx.metrics.observeVault(s.stats);
     return reply.type(ctx.metrics.registry.contentType).send(await ctx.metrics.registry.metrics());
   });
 }

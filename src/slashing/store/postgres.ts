@@ -31,7 +31,7 @@ import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS, prun
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks } from "./store.js";
-import type { InterchangeSink, OnTentative, SlashingStore } from "./store.js";
+import type { InterchangeSink, OnTentative, SlashingStore, StoreStats } from "./store.js";
 
 /**
  * Most decisions one group commit takes (default). Each distinct validator of a batch holds an advisory lock until
@@ -280,6 +280,7 @@ export class PostgresSlashingStore implements SlashingStore {
   private inFlight: Promise<void> | null = null;
   private closing: Promise<void> | null = null;
   private fence: Fence | null = null;
+  readonly stats: StoreStats = { decisions: 0, groupCommits: 0, walSyncs: 0 };
   private readonly globalKey: number;
   private readonly migrateKey: number;
   private readonly lockKeys = new Map<string, bigint>();
@@ -470,7 +471,11 @@ export class PostgresSlashingStore implements SlashingStore {
     if (this.inFlight !== null || this.pending.length === 0) return;
     const batch = this.pending.splice(0, this.maxBatch);
     this.inFlight = this.decideBatch(batch.map((b) => b.req)).then(
-      (decisions) => batch.forEach((b, i) => b.resolve(decisions[i])),
+      (decisions) => {
+        this.stats.groupCommits++;
+        this.stats.decisions += batch.length;
+        batch.forEach((b, i) => b.resolve(decisions[i]));
+      },
       (e: unknown) => batch.forEach((b) => b.reject(e)),
     );
     void this.inFlight.then(() => {

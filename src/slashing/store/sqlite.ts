@@ -13,7 +13,7 @@ import { applicableWatermarks, checkAttestation, checkBlock, prunePlan } from ".
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
 import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks } from "./store.js";
-import type { InterchangeSink, OnTentative, SlashingStore } from "./store.js";
+import type { InterchangeSink, OnTentative, SlashingStore, StoreStats } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
 /** Most decisions one group commit takes. */
@@ -82,6 +82,7 @@ export class SqliteSlashingStore implements SlashingStore {
   private syncWaiters: { seq: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Set when a WAL sync failed: the database's durable state is unknown, nothing is decided any more. */
   private syncError: VigilError | null = null;
+  readonly stats: StoreStats = { decisions: 0, groupCommits: 0, walSyncs: 0 };
   /** The WAL's fdatasync (tests replace it to delay or fail syncs). */
   syncWal: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void = fs.fdatasync;
 
@@ -343,6 +344,8 @@ export class SqliteSlashingStore implements SlashingStore {
       for (const b of batch) b.reject(e);
       return;
     }
+    this.stats.groupCommits++;
+    this.stats.decisions += batch.length;
     // A group that wrote nothing (refusals, repeats) still waits for earlier commits it may have read.
     if (decisions.some((d) => d.allowed && !d.repeat)) this.committed++;
     this.durable(this.committed).then(
@@ -374,6 +377,7 @@ export class SqliteSlashingStore implements SlashingStore {
         for (const w of this.syncWaiters.splice(0)) w.reject(this.syncError);
         return;
       }
+      this.stats.walSyncs++;
       this.synced = Math.max(this.synced, upTo);
       const waiting = this.syncWaiters;
       this.syncWaiters = [];

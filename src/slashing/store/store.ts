@@ -52,7 +52,19 @@ export interface SlashingStore {
   prune(keep: PruneSetting, pubkeys?: string[]): Promise<PruneSummary>;
   /** The recorded watermarks for display: the global ones and `pubkey`'s, or all of them without `pubkey`. Global first, then by pubkey; low before high. */
   getWatermarks(pubkey?: string): Promise<Watermark[]>;
+  /** Counters since the store opened (metrics). */
+  readonly stats: StoreStats;
   close(): Promise<void>;
+}
+
+/** What a store did since it opened: the vault exports these as metrics. */
+export interface StoreStats {
+  /** Check-and-record decisions made (allowed or refused). */
+  decisions: number;
+  /** Group commits: transactions that decided one or more of them together. */
+  groupCommits: number;
+  /** fdatasyncs of the SQLite WAL issued by Vigil (each covers every commit before it); 0 for PostgreSQL, which syncs its own commits. */
+  walSyncs: number;
 }
 
 /** Receives an export: its metadata first, then each validator entry. */
