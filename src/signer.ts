@@ -86,6 +86,9 @@ export class Signer {
       if (d.allowed) start();
     });
     const [signature] = await start();
+    // A key removed (Keymanager DELETE) while this request's commit was still running: its signature
+    // must not leave after the DELETE's answer. Its record stays: history of a message never signed is harmless.
+    if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `key ${pubkey} was removed`);
     return { type: req.type, signingRoot, signature, summary: req.message.summary };
   }
 

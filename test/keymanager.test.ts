@@ -3,8 +3,10 @@
 import "./helpers/preset-minimal.js";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { encryptKeystore } from "../src/keys/keystore.js";
+import type { SqliteSlashingStore } from "../src/slashing/store/sqlite.js";
 import { interopKeys, lodestarSamples } from "./helpers/keys.js";
 import { assertMatchesSpec } from "./helpers/openapi.js";
 import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
@@ -190,6 +192,49 @@ describe("DELETE racing signatures", () => {
       }
       const late = await post(url, block(500, "0x" + "22".repeat(32)));
       assert.equal(late.status, 404);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("DELETE while a signature waits for its commit", () => {
+  it("a signature made before the key was deleted does not leave after DELETE answers: 404, and the audit log says not signed", async () => {
+    const server = await unlockedServer();
+    server.vault.useSigningThreads(2);
+    try {
+      const pk = keys[1].pubkey;
+      const url = `${server.url}/api/v1/eth2/sign/${pk}`;
+      const keystore = JSON.stringify(await encryptKeystore(keys[1].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
+      assert.equal((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.equal((await post(url, block(6, "0x" + "30".repeat(32)))).status, 200); // the validator is registered in the database
+      // The WAL's fdatasync of the next group commit takes 600 ms: BLS and the audit entry finish long before it.
+      const store = (server.vault as unknown as { store: SqliteSlashingStore }).store;
+      const realSync = store.syncWal;
+      let delayed = 0;
+      store.syncWal = (fd, cb) => (delayed++ === 0 ? setTimeout(() => realSync(fd, cb), 600) : realSync(fd, cb));
+      const started = Date.now();
+      const sign = post(url, block(7, "0x" + "31".repeat(32)));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(delayed, 1, "the request's commit is syncing");
+      const del = await km(server, "DELETE", { pubkeys: [pk] });
+      assert.equal(del.json.data[0].status, "deleted");
+      assert.ok(Date.now() - started < 600, "DELETE answered while the commit was still syncing");
+      const res = await sign;
+      assert.equal(res.status, 404, res.text);
+      assert.equal(res.json.code, "KEY_NOT_FOUND");
+      assert.match(res.json.message, /was removed/);
+      assert.ok(!("signature" in res.json));
+      await server.vault.authority.audit.close();
+      const audit = fs.readFileSync(path.join(server.dataDir, "audit.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      assert.deepEqual(
+        audit.filter((e) => e.pubkey === pk).map((e) => [e.outcome, e.code ?? null]),
+        [
+          ["allowed", null],
+          ["allowed", null],
+          ["refused", "KEY_NOT_FOUND"],
+        ],
+      );
     } finally {
       await server.close();
     }

@@ -76,21 +76,58 @@ test("a decision resolves only after a WAL sync that began after its commit; gro
   assert.equal((await third.p).allowed, true);
   assert.equal(syncs.started, 2);
 
-  // A refusal or a repeat that wrote nothing resolves without a sync once everything is durable...
-  const repeat = await store.checkAndRecordAttestation(pubkey(1), 0, 1, root(1));
-  assert.equal(repeat.allowed && repeat.repeat, true);
+  // A refusal signs nothing: it resolves without a sync once everything it read is durable...
+  const refused = await store.checkAndRecordAttestation(pubkey(1), 0, 1, root(5));
+  assert.equal(refused.allowed, false);
   assert.equal(syncs.started, 2);
-  // ...but a repeat of a record whose commit is not yet durable waits for it.
+  // ...but a repeat is answered with a signature: it may repeat a record that another process sharing
+  // the file committed and has not synced yet, so it waits for a sync of its own.
+  const repeat = watch(store.checkAndRecordAttestation(pubkey(1), 0, 1, root(1)));
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(syncs.started, 3);
+  assert.equal(repeat.settled(), false);
+  syncs.held.shift()!();
+  const r0 = await repeat.p;
+  assert.equal(r0.allowed && r0.repeat, true);
+  // A repeat of a record whose commit is not yet durable waits for it too.
   const fresh = watch(store.checkAndRecordAttestation(pubkey(1), 1, 2, root(4)));
   for (let i = 0; i < 5; i++) await tick();
   const repeatOfFresh = watch(store.checkAndRecordAttestation(pubkey(1), 1, 2, root(4)));
   for (let i = 0; i < 5; i++) await tick();
   assert.equal(fresh.settled() || repeatOfFresh.settled(), false);
   syncs.held.shift()!();
+  assert.equal((await fresh.p).allowed, true);
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(repeatOfFresh.settled(), false, "the repeat's group committed after that sync began");
+  syncs.held.shift()!();
   const r = await repeatOfFresh.p;
   assert.equal(r.allowed && r.repeat, true);
-  assert.equal((await fresh.p).allowed, true);
   await store.close();
+});
+
+test("two processes on one file: a repeat of the other's record, committed but not yet synced there, is answered only after a sync of its own", async () => {
+  const file = dbFile();
+  const a = openSqliteStore(file);
+  await a.bindGenesisValidatorsRoot(root(9));
+  const b = openSqliteStore(file);
+  await b.getGenesisValidatorsRoot();
+  const aSyncs = heldSyncs(a, file); // a's fdatasync never finishes (the power is about to fail)
+  const bSyncs = heldSyncs(b, file);
+  const first = watch(a.checkAndRecordBlock(pubkey(1), 100, root(1)));
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(aSyncs.started, 1);
+  const again = watch(b.checkAndRecordBlock(pubkey(1), 100, root(1)));
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(bSyncs.started, 1, "the repeat syncs the WAL (which holds a's frames too)");
+  assert.equal(again.settled(), false);
+  bSyncs.held.shift()!();
+  const d = await again.p;
+  assert.equal(d.allowed && d.repeat, true);
+  assert.equal(first.settled(), false);
+  aSyncs.held.shift()!();
+  assert.equal((await first.p).allowed, true);
+  await a.close();
+  await b.close();
 });
 
 test("a watermark and an interchange import resolve only after their WAL sync", async () => {

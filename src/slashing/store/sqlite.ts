@@ -346,8 +346,10 @@ export class SqliteSlashingStore implements SlashingStore {
     }
     this.stats.groupCommits++;
     this.stats.decisions += batch.length;
-    // A group that wrote nothing (refusals, repeats) still waits for earlier commits it may have read.
-    if (decisions.some((d) => d.allowed && !d.repeat)) this.committed++;
+    // A group that wrote nothing (refusals) still waits for earlier commits it may have read. A repeat
+    // writes nothing either, but it is answered with a signature and may repeat a record that another
+    // process sharing this file committed without having synced it yet: it waits for a sync of its own.
+    if (decisions.some((d) => d.allowed)) this.committed++;
     this.durable(this.committed).then(
       () => batch.forEach((b, i) => b.resolve(decisions[i])),
       (e) => batch.forEach((b) => b.reject(e)),
