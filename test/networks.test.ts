@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { ssz } from "@lodestar/types";
 import { forkAtEpoch, resolveNetwork } from "../src/config/networks.js";
 import { decodeSignRequest } from "../src/eth2/decode.js";
 import { computeRequestSigningRoot } from "../src/eth2/signing-root.js";
@@ -53,15 +54,49 @@ describe("mainnet: the network is pinned", () => {
     const body = { type: "BLOCK_V2", fork_info: forkInfo("0x05000000", "0x06000000", "411392"), beacon_block: { version: "ELECTRA", block_header: header(FULU_SLOT) } };
     assert.throws(() => root(body), fails("FORK_MISMATCH"));
   });
-  it("signs a voluntary exit with the Capella version after Deneb (EIP-7044) and with its own epoch's version", () => {
-    const exit = { epoch: "411400", validator_index: "7" };
-    const capella = root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x03000000", "0x03000000", "194048"), voluntary_exit: exit });
-    const fulu = root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x05000000", "0x06000000", "411392"), voluntary_exit: exit });
-    assert.notEqual(capella, fulu);
+  it("signs every voluntary exit with the Capella version (EIP-7044), whatever fork_info says, as the chain verifies it", () => {
+    // Independent of Vigil's domain code: compute_domain(DOMAIN_VOLUNTARY_EXIT, CAPELLA_FORK_VERSION, gvr) by hand.
+    const expected = (exit: { epoch: string; validator_index: string }): string => {
+      const forkDataRoot = ssz.phase0.ForkData.hashTreeRoot({ currentVersion: Buffer.from("03000000", "hex"), genesisValidatorsRoot: Buffer.from(MAINNET_GVR.slice(2), "hex") });
+      const domain = Buffer.concat([Buffer.from("04000000", "hex"), Buffer.from(forkDataRoot).subarray(0, 28)]);
+      const objectRoot = ssz.phase0.VoluntaryExit.hashTreeRoot({ epoch: Number(exit.epoch), validatorIndex: Number(exit.validator_index) });
+      return hex(ssz.phase0.SigningData.hashTreeRoot({ objectRoot, domain }));
+    };
+    const recent = { epoch: "411400", validator_index: "7" };
+    const presigned = { epoch: "0", validator_index: "7" };
+    for (const exit of [recent, presigned]) {
+      for (const info of [forkInfo("0x05000000", "0x06000000", "411392"), forkInfo("0x03000000", "0x03000000", "194048"), forkInfo("0x00000000", "0x00000000", "0")]) {
+        assert.equal(root({ type: "VOLUNTARY_EXIT", fork_info: info, voluntary_exit: exit }), expected(exit), `exit at ${exit.epoch}, fork_info ${info.fork.current_version}`);
+      }
+    }
+    // A client that computed its root with the Fulu domain gets a refusal, not a signature no chain accepts.
+    const fuluRoot = root({ type: "RANDAO_REVEAL", fork_info: forkInfo("0x05000000", "0x06000000", "411392"), randao_reveal: { epoch: "411400" } });
     assert.throws(
-      () => root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x02000000", "0x02000000", "0"), voluntary_exit: exit }),
-      fails("FORK_VERSION_MISMATCH"),
+      () => root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x05000000", "0x06000000", "411392"), voluntary_exit: recent, signingRoot: fuluRoot }),
+      fails("SIGNING_ROOT_MISMATCH"),
     );
+    assert.throws(
+      () => root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x05000000", "0x06000000", "411392", "0x" + "ab".repeat(32)), voluntary_exit: recent }),
+      fails("WRONG_NETWORK"),
+    );
+  });
+  it("refuses the deprecated BLOCK (a phase0 block) at a later fork's slot, and AGGREGATE_AND_PROOF (v1) from Electra on", () => {
+    const phase0Block = structuredClone(signingVectors("web3signer-sign-examples.json").cases.find((c) => c.name.startsWith("BLOCK (DEPRECATED)"))!.request) as Record<string, any>;
+    delete phase0Block.signingRoot;
+    phase0Block.block.slot = String(FULU_SLOT);
+    phase0Block.fork_info = forkInfo("0x05000000", "0x06000000", "411392");
+    assert.throws(() => root(phase0Block), fails("FORK_MISMATCH"));
+    phase0Block.block.slot = "32";
+    phase0Block.fork_info = forkInfo("0x00000000", "0x00000000", "0");
+    assert.match(root(phase0Block), /^0x[0-9a-f]{64}$/);
+    const v1 = structuredClone(signingVectors("remote-signing-api-sign-examples.json").cases.find((c) => c.type === "AGGREGATE_AND_PROOF")!.request) as Record<string, any>;
+    delete v1.signingRoot;
+    v1.aggregate_and_proof.aggregate.data.slot = String(FULU_SLOT);
+    v1.fork_info = forkInfo("0x05000000", "0x06000000", "411392");
+    assert.throws(() => root(v1), fails("FORK_MISMATCH"));
+    v1.aggregate_and_proof.aggregate.data.slot = String(269568 * 32); // Deneb
+    v1.fork_info = forkInfo("0x03000000", "0x04000000", "269568");
+    assert.match(root(v1), /^0x[0-9a-f]{64}$/);
   });
   it("refuses a deposit for another network's genesis fork version", () => {
     const deposit = { pubkey: "0x" + "aa".repeat(48), withdrawal_credentials: "0x" + "01".repeat(32), amount: "32000000000" };

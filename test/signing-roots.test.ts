@@ -106,3 +106,23 @@ describe("fork info: the object's epoch picks the version, whatever fork.epoch m
     assert.throws(() => rootOf(a), (e: unknown) => e instanceof VigilError && e.code === "WRONG_NETWORK");
   });
 });
+
+describe("voluntary exits on a network whose fork epochs are not known (EIP-7044)", () => {
+  const example = signingVectors("remote-signing-api-sign-examples.json").cases.find((c) => c.type === "VOLUNTARY_EXIT")!.request as any;
+  const withCurrent = (version: string): Record<string, unknown> => {
+    const e = structuredClone(example);
+    delete e.signingRoot;
+    e.fork_info.fork = { previous_version: version, current_version: version, epoch: "0" };
+    return e;
+  };
+  it("fork_info at Deneb or later: signed with the Capella version, as that chain verifies exits", () => {
+    // minimal: Capella 0x03000001, Deneb 0x04000001, Electra 0x05000001
+    const capella = rootOf(withCurrent("0x03000001"));
+    assert.equal(rootOf(withCurrent("0x04000001")), capella);
+    assert.equal(rootOf(withCurrent("0x05000001")), capella);
+  });
+  it("fork_info before Deneb: signed with the version fork_info gives for the exit's epoch", () => {
+    assert.equal(rootOf(withCurrent("0x00000001")), example.signingRoot);
+    assert.notEqual(rootOf(withCurrent("0x02000001")), rootOf(withCurrent("0x03000001")));
+  });
+});

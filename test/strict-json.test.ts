@@ -77,9 +77,20 @@ describe("containers and lists", () => {
   it("refuses a missing field, naming it", () => {
     assert.throws(() => fromStrictJson(ssz.phase0.VoluntaryExit, { epoch: "1" }), /validator_index: missing/);
   });
-  it("accepts camelCase field names and ignores unknown fields", () => {
-    const v = fromStrictJson(ssz.phase0.VoluntaryExit, { epoch: "2", validatorIndex: "3", extra: "x" }) as { validatorIndex: bigint };
+  it("accepts camelCase field names", () => {
+    const v = fromStrictJson(ssz.phase0.VoluntaryExit, { epoch: "2", validatorIndex: "3" }) as { validatorIndex: bigint };
     assert.equal(v.validatorIndex, 3n);
+  });
+  it("refuses a field the type does not have, and a field given in both spellings, naming it", () => {
+    assert.throws(() => fromStrictJson(ssz.phase0.VoluntaryExit, { epoch: "2", validator_index: "3", extra: "x" }, "voluntary_exit"), /voluntary_exit\.extra: unknown field/);
+    assert.throws(
+      () => fromStrictJson(ssz.phase0.VoluntaryExit, { epoch: "2", validator_index: "3", validatorIndex: "4" }, "voluntary_exit"),
+      /voluntary_exit\.validatorIndex: field validator_index given twice/,
+    );
+    // A later fork's content sent as an earlier fork's type: an Electra attestation's committee_bits would be dropped.
+    const att = { aggregation_bits: "0x01", data: { slot: "1", index: "0", beacon_block_root: "0x" + "11".repeat(32), source: { epoch: "0", root: "0x" + "22".repeat(32) }, target: { epoch: "1", root: "0x" + "33".repeat(32) } }, signature: "0x" + "00".repeat(96), committee_bits: "0x0100000000000000" };
+    assert.throws(() => fromStrictJson(ssz.phase0.Attestation, att, "aggregate"), /aggregate\.committee_bits: unknown field/);
+    assert.doesNotThrow(() => fromStrictJson(ssz.electra.Attestation, att, "aggregate"));
   });
   it("refuses arrays and null where an object is expected", () => {
     bad(() => fromStrictJson(ssz.phase0.VoluntaryExit, ["1", "2"]));

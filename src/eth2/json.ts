@@ -62,7 +62,11 @@ function fail(path: string, what: string): never {
   throw badRequest("INVALID_FIELD", `${path || "body"}: ${what}`);
 }
 
-/** Parse a uint of `byteLength` bytes from a decimal string (or a safe JSON integer). */
+/**
+ * Parse a uint of `byteLength` bytes from a decimal string (or a safe JSON integer: the
+ * Web3Signer examples send some that way). JSON.parse has already turned 3e7 or 30000000.0 into
+ * the integer 30000000; that spelling is not seen here.
+ */
 export function parseUint(json: unknown, byteLength: number, path: string): bigint {
   let v: bigint;
   if (typeof json === "string") {
@@ -93,8 +97,9 @@ function camel(key: string): string {
 
 /**
  * Decode `json` as a value of the exact type of `type`. Field names are the spec's snake_case;
- * camelCase spellings are accepted too (some clients and the Web3Signer examples send them).
- * Unknown fields are ignored: they are not part of what is signed.
+ * camelCase spellings are accepted too (some clients and the Web3Signer examples send them), but
+ * not both for one field. A field the type does not have is refused: it means the client meant
+ * another type (a later fork's block sent as a phase0 one), and dropping it would sign something else.
  */
 export function fromStrictJson(type: AnyType, json: unknown, path = ""): unknown {
   if (type instanceof UintNumberType) {
@@ -130,11 +135,14 @@ export function fromStrictJson(type: AnyType, json: unknown, path = ""): unknown
     const obj = json as Record<string, unknown>;
     const out: Record<string, unknown> = {};
     for (const f of type.fieldsEntries) {
-      const key = f.jsonKey in obj ? f.jsonKey : camel(f.jsonKey);
+      const key = Object.hasOwn(obj, f.jsonKey) ? f.jsonKey : camel(f.jsonKey);
       const child = path ? `${path}.${f.jsonKey}` : f.jsonKey;
-      if (!(key in obj)) fail(child, "missing");
+      if (!Object.hasOwn(obj, key)) fail(child, "missing");
       out[f.fieldName as string] = fromStrictJson(f.fieldType as AnyType, obj[key], child);
     }
+    let keys = 0;
+    for (const k in obj) if (Object.hasOwn(obj, k)) keys++;
+    if (keys !== type.fieldsEntries.length) refuseExtraKey(type, obj, path);
     return out;
   }
   if (
@@ -152,6 +160,24 @@ export function fromStrictJson(type: AnyType, json: unknown, path = ""): unknown
     return json.map((el, i) => fromStrictJson(type.elementType as AnyType, el, `${path}[${i}]`));
   }
   fail(path, `unsupported SSZ type ${type.constructor.name}`);
+}
+
+/** Name the key that is not one of the container's fields, or a field given in both spellings. */
+function refuseExtraKey(type: { fieldsEntries: { jsonKey: string }[] }, obj: Record<string, unknown>, path: string): never {
+  const names = new Map<string, string>();
+  for (const f of type.fieldsEntries) {
+    names.set(f.jsonKey, f.jsonKey);
+    names.set(camel(f.jsonKey), f.jsonKey);
+  }
+  const seen = new Set<string>();
+  for (const k of Object.keys(obj)) {
+    const field = names.get(k);
+    const at = path ? `${path}.${k}` : k;
+    if (field === undefined) fail(at, "unknown field (not part of this message type)");
+    if (seen.has(field)) fail(at, `field ${field} given twice (snake_case and camelCase)`);
+    seen.add(field);
+  }
+  fail(path, "unexpected fields");
 }
 
 /** Strictly decode `json` as `type` and return its hash_tree_root and the decoded value. */

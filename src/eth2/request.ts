@@ -36,6 +36,8 @@ export interface DecodedMessage {
   genesisForkVersion?: Uint8Array;
   /** A fork the request says the object belongs to (BLOCK_V2, AGGREGATE_AND_PROOF_V2). */
   declaredFork?: ForkName;
+  /** The last fork whose messages have this shape (AGGREGATE_AND_PROOF: up to Deneb; Electra changed Attestation). */
+  untilFork?: ForkName;
   /** The signing key this message must be for (DEPOSIT, VALIDATOR_REGISTRATION carry a pubkey). */
   pubkey?: Uint8Array;
   protection?: Protection;

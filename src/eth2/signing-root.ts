@@ -2,7 +2,7 @@
  * The signing root Vigil signs, recomputed from the decoded message and checked against the
  * network it serves: its genesis validators root and, when known, its fork schedule.
  */
-import { forkAtEpoch, isNetworkVersion, type Network } from "../config/networks.js";
+import { FORK_NAMES, forkAtEpoch, isNetworkVersion, type Network } from "../config/networks.js";
 import { badRequest } from "../errors.js";
 import { computeDomain, computeSigningRoot, forkVersionAt, ZERO_ROOT } from "./domain.js";
 import type { SignRequest } from "./decode.js";
@@ -36,8 +36,11 @@ export function computeRequestSigningRoot(req: SignRequest, network: Network, ex
         `genesis_validators_root ${hex(info.genesisValidatorsRoot)} is not this signer's (${hex(expectedGvr)}, ${network.name})`,
       );
     }
-    const version = forkVersionAt(info.fork, msg.epoch);
-    checkForkVersion(req, network, msg.epoch, version);
+    let version = req.type === "VOLUNTARY_EXIT" ? exitVersion(network, info.fork.currentVersion) : null;
+    if (!version) {
+      version = forkVersionAt(info.fork, msg.epoch);
+      checkForkVersion(req, network, msg.epoch, version);
+    }
     domain = computeDomain(msg.domainType, version, info.genesisValidatorsRoot);
   }
   const signingRoot = computeSigningRoot(msg.objectRoot, domain);
@@ -50,6 +53,22 @@ export function computeRequestSigningRoot(req: SignRequest, network: Network, ex
   return signingRoot;
 }
 
+/**
+ * EIP-7044 (Deneb's process_voluntary_exit): from Deneb on, an exit of any epoch is verified with
+ * the Capella fork version, whatever fork_info says (as a network-aware Web3Signer signs it). That
+ * applies when the network schedules Deneb (every public network is past it) or, on a network whose
+ * schedule is not known, when fork_info's current version is Deneb's or a later fork's. Else null:
+ * the exit is signed at its own epoch's version, as before Deneb.
+ */
+function exitVersion(network: Network, currentVersion: Uint8Array): Uint8Array | null {
+  const capella = network.forks.find((f) => f.name === "capella");
+  const deneb = network.forks.findIndex((f) => f.name === "deneb");
+  if (!capella || deneb < 0) return null;
+  if (network.scheduleKnown && network.forks[deneb].epoch !== null) return capella.version;
+  const current = network.forks.findIndex((f) => eq(f.version, currentVersion));
+  return current >= deneb ? capella.version : null;
+}
+
 function checkForkVersion(req: SignRequest, network: Network, epoch: bigint, version: Uint8Array): void {
   const scheduled = forkAtEpoch(network, epoch);
   if (!scheduled) {
@@ -59,20 +78,25 @@ function checkForkVersion(req: SignRequest, network: Network, epoch: bigint, ver
     }
     return;
   }
-  let ok = eq(version, scheduled.version);
-  if (!ok && req.type === "VOLUNTARY_EXIT") {
-    // EIP-7044: from Deneb on, exits are verified with the Capella fork version.
-    const capella = network.forks.find((f) => f.name === "capella");
-    ok = capella !== undefined && capella.epoch !== null && epoch >= capella.epoch && eq(version, capella.version);
-  }
-  if (!ok) {
+  if (!eq(version, scheduled.version)) {
     throw badRequest(
       "FORK_VERSION_MISMATCH",
       `fork version ${hex(version)} for epoch ${epoch} does not match ${network.name}'s schedule (${scheduled.name}, ${hex(scheduled.version)})`,
     );
   }
   const declared = req.message.declaredFork;
-  if (declared && req.type !== "BLOCK" && declared !== scheduled.name) {
+  if (declared && declared !== scheduled.name) {
+    // BLOCK (deprecated) declares phase0: a later block sent as BLOCK would be signed without its later fields.
     throw badRequest("FORK_MISMATCH", `${req.type} says ${declared.toUpperCase()} but epoch ${epoch} is ${scheduled.name.toUpperCase()} on ${network.name}`);
   }
+  const until = req.message.untilFork;
+  if (until && forkRank(scheduled.name) > forkRank(until)) {
+    throw badRequest("FORK_MISMATCH", `${req.type} is a message of forks up to ${until.toUpperCase()}, but epoch ${epoch} is ${scheduled.name.toUpperCase()} on ${network.name}`);
+  }
+}
+
+/** Activation order of a fork; forks Vigil does not sign for come after all it does. */
+function forkRank(name: string): number {
+  const i = (FORK_NAMES as readonly string[]).indexOf(name);
+  return i < 0 ? FORK_NAMES.length : i;
 }

@@ -28,7 +28,7 @@ export const aggregateAndProof: RequestModule = {
   needsForkInfo: true,
   decode(payload, slotsPerEpoch) {
     const { root, value } = decodeAndHash(ssz.phase0.AggregateAndProof, payload, "aggregate_and_proof");
-    return message(root, value, slotsPerEpoch);
+    return { ...message(root, value, slotsPerEpoch), untilFork: "deneb" };
   },
 };
 
