@@ -54,14 +54,29 @@ describe("Keymanager API authentication", () => {
     server = await unlockedServer();
   });
   after(() => server.close());
-  it("no token → 401; a wrong token → 401; both JSON errors", async () => {
-    const attempts: Record<string, string>[] = [{}, { authorization: "Bearer wrong-token-wrong-token" }, { authorization: TOKEN }];
-    for (const headers of attempts) {
+  it("no token → 401, a wrong token → 403 (the spec's Unauthorized / Forbidden); JSON errors", async () => {
+    for (const headers of [{}, { authorization: TOKEN }] as Record<string, string>[]) {
       const res = await km(server, "GET", undefined, headers);
       assert.equal(res.status, 401);
       assert.equal(res.json.code, "UNAUTHORIZED");
       assertMatchesSpec("local_keystores.yaml", "get", "401", res.json);
     }
+    const wrong = await km(server, "GET", undefined, { authorization: "Bearer wrong-token-wrong-token" });
+    assert.equal(wrong.status, 403);
+    assert.equal(wrong.json.code, "INVALID_TOKEN");
+    assertMatchesSpec("local_keystores.yaml", "get", "403", wrong.json);
+  });
+  it("the token is checked before the body is read: a body without the token gets 401/403, never a validation error", async () => {
+    const post = (headers: Record<string, string>) =>
+      fetch(`${server.url}/eth/v1/keystores`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify({ keystores: 5 }) });
+    const none = await post({});
+    assert.equal(none.status, 401);
+    assert.equal((await none.json()).code, "UNAUTHORIZED");
+    const wrong = await post({ authorization: "Bearer wrong-token-wrong-token" });
+    assert.equal(wrong.status, 403);
+    const right = await post(auth);
+    assert.equal(right.status, 400); // with the token, the schema speaks
+    assert.equal((await right.json()).code, "INVALID_REQUEST");
   });
   it("the right token lists keys in the spec's shape", async () => {
     const res = await km(server, "GET");
@@ -192,6 +207,24 @@ describe("DELETE racing signatures", () => {
       }
       const late = await post(url, block(500, "0x" + "22".repeat(32)));
       assert.equal(late.status, 404);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("DELETE of a key it will not delete", () => {
+  it("a key from a keystore directory: status error, it keeps signing, and its history is not returned", async () => {
+    const server = await startTestServer("minimal", [keys[0].secret], { apiToken: TOKEN });
+    try {
+      const url = `${server.url}/api/v1/eth2/sign/${keys[0].pubkey}`;
+      assert.equal((await post(url, block(3, "0x" + "41".repeat(32)))).status, 200);
+      const del = await km(server, "DELETE", { pubkeys: [keys[0].pubkey] });
+      assert.equal(del.status, 200);
+      assertMatchesSpec("local_keystores.yaml", "delete", "200", del.json);
+      assert.equal(del.json.data[0].status, "error");
+      assert.deepEqual(JSON.parse(del.json.slashing_protection).data, []);
+      assert.equal((await post(url, block(4, "0x" + "42".repeat(32)))).status, 200);
     } finally {
       await server.close();
     }

@@ -26,15 +26,17 @@ export function loadOrCreateToken(file: string): { token: string; created: boole
 
 const digest = (s: string): Buffer => createHash("sha256").update(s).digest();
 
-/** A fastify preHandler that refuses requests without the right `Authorization: Bearer <token>`. */
+/**
+ * A fastify hook that refuses requests without the right `Authorization: Bearer <token>`: 401
+ * when no token is given, 403 when a wrong one is (the Keymanager API's Unauthorized / Forbidden).
+ */
 export function requireBearer(token: string): (request: FastifyRequest) => Promise<void> {
   const expected = digest(token);
   return async (request) => {
     const header = request.headers.authorization;
     const m = typeof header === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!m) throw new VigilError("unauthorized", "UNAUTHORIZED", "no bearer token (see api-token.txt in the data directory)");
     // Compare digests so neither the length nor the content leaks through timing.
-    if (!m || !timingSafeEqual(digest(m[1]), expected)) {
-      throw new VigilError("unauthorized", "UNAUTHORIZED", "missing or wrong bearer token (see api-token.txt in the data directory)");
-    }
+    if (!timingSafeEqual(digest(m[1]), expected)) throw new VigilError("forbidden", "INVALID_TOKEN", "wrong bearer token");
   };
 }

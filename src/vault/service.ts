@@ -403,10 +403,14 @@ export class VaultService implements VaultApi {
       }
     }
     const gvr = await this.store.getGenesisValidatorsRoot();
+    // Keymanager API: history only of keys answered `deleted` or `not_active`, never of one that
+    // goes on signing here (a key from a keystore directory), whose exported history would go stale.
+    const candidates = pubkeys.map((p) => p.toLowerCase()).filter((_, i) => statuses[i].status === "deleted" || statuses[i].status === "not_found");
     // EIP-3076: with no genesis validators root bound yet, nothing was ever signed.
-    const doc = gvr
-      ? await this.store.exportInterchange(pubkeys.map((p) => p.toLowerCase()))
-      : { metadata: { interchange_format_version: "5" as const, genesis_validators_root: hex(new Uint8Array(32)) }, data: [] };
+    const doc =
+      gvr && candidates.length > 0
+        ? await this.store.exportInterchange(candidates)
+        : { metadata: { interchange_format_version: "5" as const, genesis_validators_root: hex(gvr ?? new Uint8Array(32)) }, data: [] };
     const withHistory = new Set(doc.data.map((d) => d.pubkey));
     pubkeys.forEach((p, i) => {
       if (statuses[i].status === "not_found" && withHistory.has(p.toLowerCase())) statuses[i] = { status: "not_active" };

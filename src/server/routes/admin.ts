@@ -15,15 +15,15 @@ const DECISION = {
 } as const;
 
 export function adminRoutes(app: FastifyInstance, ctx: AppContext, token: string): void {
-  const preHandler = requireBearer(token);
-  app.get("/admin/v1/approvals", { preHandler }, async () => ({ data: await ctx.vault.listApprovals() }));
-  app.get<{ Params: { id: string } }>("/admin/v1/approvals/:id", { preHandler, schema: { params: ID } }, async (request) => ({
+  const preHandler = requireBearer(token); // onRequest: before the body is read, so a caller without the token gets 401/403, not a parsed body
+  app.get("/admin/v1/approvals", { onRequest: preHandler }, async () => ({ data: await ctx.vault.listApprovals() }));
+  app.get<{ Params: { id: string } }>("/admin/v1/approvals/:id", { onRequest: preHandler, schema: { params: ID } }, async (request) => ({
     data: await ctx.vault.getApproval(request.params.id),
   }));
   for (const verb of ["approve", "reject"] as const) {
     app.post<{ Params: { id: string }; Body: { approver: string; signature: string } }>(
       `/admin/v1/approvals/:id/${verb}`,
-      { preHandler, schema: { params: ID, body: DECISION } },
+      { onRequest: preHandler, schema: { params: ID, body: DECISION } },
       async (request) => {
         const { approver, signature } = request.body;
         const data = await ctx.vault[verb](request.params.id, approver, signature);

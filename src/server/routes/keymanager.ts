@@ -8,9 +8,9 @@ const PUBKEY = "^0x[0-9a-fA-F]{96}$";
 export const KEYMANAGER_IMPORT_BODY_LIMIT = 64 * 1024 * 1024;
 
 export function keymanagerRoutes(app: FastifyInstance, ctx: AppContext, token: string): void {
-  const preHandler = requireBearer(token);
+  const preHandler = requireBearer(token); // onRequest: before the body is read, so a caller without the token gets 401/403, not a parsed body
 
-  app.get("/eth/v1/keystores", { preHandler }, async () => {
+  app.get("/eth/v1/keystores", { onRequest: preHandler }, async () => {
     const keys = await ctx.vault.listKeys();
     return {
       data: keys.map((k) => ({
@@ -24,7 +24,7 @@ export function keymanagerRoutes(app: FastifyInstance, ctx: AppContext, token: s
   app.post<{ Body: { keystores: string[]; passwords: string[]; slashing_protection?: string } }>(
     "/eth/v1/keystores",
     {
-      preHandler,
+      onRequest: preHandler,
       bodyLimit: KEYMANAGER_IMPORT_BODY_LIMIT,
       schema: {
         body: {
@@ -49,7 +49,7 @@ export function keymanagerRoutes(app: FastifyInstance, ctx: AppContext, token: s
   app.delete<{ Body: { pubkeys: string[] } }>(
     "/eth/v1/keystores",
     {
-      preHandler,
+      onRequest: preHandler,
       schema: {
         body: {
           type: "object",
