@@ -8,6 +8,8 @@ import path from "node:path";
 import { encryptKeystore } from "../src/keys/keystore.js";
 import { hexBytes, interopKeys, lodestarSamples, signingVectors } from "./helpers/keys.js";
 import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
+import net from "node:net";
+import { SIGN_BODY_LIMIT, SIGN_BYTES_IN_FLIGHT } from "../src/server/routes/eth2.js";
 
 const keys = interopKeys();
 const pk0 = keys[0].pubkey;
@@ -176,6 +178,53 @@ describe("bad input: a clear 4xx with {code, message}, never a signature", () =>
     const r3 = await fetch(`${server.url}/api/v1/eth2/nothing`);
     assert.equal(r3.status, 404);
     assert.equal((await r3.json()).code, "NOT_FOUND");
+  });
+  it("sign bodies are bounded in bytes in flight: beyond 64 MiB waiting, 503 VAULT_BUSY before the body is read", async () => {
+    const { port } = new URL(server.url);
+    // 64 requests that announce 1 MiB bodies and send nothing more hold the whole budget.
+    const holders = await Promise.all(
+      Array.from({ length: SIGN_BYTES_IN_FLIGHT / SIGN_BODY_LIMIT }, () =>
+        new Promise<net.Socket>((resolve) => {
+          const sock = net.connect(Number(port), "127.0.0.1", () => {
+            sock.write(`POST /api/v1/eth2/sign/${keys[0].pubkey} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${SIGN_BODY_LIMIT}\r\n\r\n{`);
+            resolve(sock);
+          });
+        }),
+      ),
+    );
+    try {
+      let busy = 0;
+      for (let i = 0; i < 20 && busy === 0; i++) {
+        const res = await post(url(), sample("RANDAO_REVEAL.json"));
+        if (res.status === 503) {
+          assert.equal(res.json.code, "VAULT_BUSY");
+          busy++;
+        } else await new Promise((r) => setTimeout(r, 20)); // the holders' headers may still be on their way
+      }
+      assert.equal(busy, 1, "a request beyond the budget is turned away");
+    } finally {
+      for (const h of holders) h.destroy();
+    }
+    // Their budget comes back when they go.
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      const res = await post(url(), sample("RANDAO_REVEAL.json"));
+      status = res.status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(status, 200);
+  });
+  it("a body nested too deep, or too large for a sign request (over 1 MiB), is refused", async () => {
+    const deep = `{"type":"RANDAO_REVEAL","x":${"[".repeat(100)}${"]".repeat(100)}}`;
+    assertError(await post(url(), deep), 400, "INVALID_BODY");
+    const big = JSON.stringify({ type: "RANDAO_REVEAL", pad: "x".repeat(SIGN_BODY_LIMIT) });
+    assertError(await post(url(), big), 413, "BODY_TOO_LARGE");
+  });
+  it("an unknown request type is counted under type=INVALID, not as a new metric series", async () => {
+    assertError(await post(url(), { type: "MADE_UP_TYPE_42" }), 400, "UNKNOWN_TYPE");
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    assert.doesNotMatch(text, /MADE_UP_TYPE_42/);
+    assert.match(text, /vigil_sign_requests_total\{type="INVALID",outcome="UNKNOWN_TYPE"\} [1-9]/);
   });
   it("mutated client requests never produce a 5xx or a wrong signature (bounded fuzz)", async () => {
     let seed = 12345;

@@ -60,3 +60,25 @@ for (const threads of [true, false]) {
     });
   });
 }
+
+describe("KeyVault.replaceSource (start-up, reload)", () => {
+  it("a key loaded again from its source keeps the copy held; the new copy and a dropped key's copy are zeroed", async () => {
+    const vault = new KeyVault();
+    vault.attachPool(pool);
+    const [a, b] = fresh(2);
+    vault.replaceSource("keystore", entries([a, b]));
+    const held = (vault as unknown as { keys: Map<string, { secret: Uint8Array }> }).keys;
+    const heldA = held.get(a.pubkey)!.secret;
+    const heldB = held.get(b.pubkey)!.secret;
+    const again = entries([a]);
+    vault.replaceSource("keystore", again); // a reload in which b's file is gone
+    assert.ok(again[0].secret.every((x) => x === 0), "the caller's copy is zeroed");
+    assert.equal(held.get(a.pubkey)!.secret, heldA, "the copy held is kept");
+    assert.ok(heldA.some((x) => x !== 0));
+    assert.ok(heldB.every((x) => x === 0), "the dropped key's copy is zeroed");
+    assert.equal(vault.has(b.pubkey), false);
+    const root = crypto.randomBytes(32);
+    assert.equal(hex(await vault.signAsync(a.pubkey, root)), hex(a.sk.sign(root).toBytes()));
+    await assert.rejects(vault.signAsync(b.pubkey, root), (e: unknown) => e instanceof VigilError && e.code === "KEY_NOT_FOUND");
+  });
+});

@@ -6,7 +6,8 @@
  *   file:<path>  the whole file minus one trailing newline; refused if group or others may read
  *                it (mode & 0o077), unless VIGIL_ALLOW_INSECURE_PASSPHRASE_FILE=1
  *   env:<VAR>    the variable's value (set and non-empty); it is then deleted from the
- *                process environment so that child processes and diagnostics do not see it
+ *                process environment so that later child processes do not inherit it (the
+ *                process's initial environment, /proc/<pid>/environ, keeps it: prefer file: or stdin)
  *
  * An empty passphrase is refused from every source.
  */

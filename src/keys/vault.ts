@@ -53,10 +53,18 @@ export class KeyVault {
     const added: string[] = [];
     for (const e of entries) {
       const { pubkey, secret } = KeyVault.load(e);
-      if (!next.has(pubkey)) {
+      const held = this.keys.get(pubkey);
+      if (next.has(pubkey)) secret.fill(0);
+      else if (held?.source === source) {
+        // Loaded again from this source: keep the copy held (and the threads'), drop the new one.
+        secret.fill(0);
+        held.origin = e.origin;
+        held.path = e.path;
+        next.set(pubkey, held);
+      } else {
         next.set(pubkey, { secret, source, origin: e.origin, path: e.path });
-        if (!this.keys.has(pubkey)) added.push(pubkey);
-      } else secret.fill(0);
+        if (!held) added.push(pubkey);
+      }
     }
     const removed = [...this.keys.keys()].filter((pk) => !next.has(pk));
     const old = this.keys;

@@ -6,6 +6,7 @@
 import { choosePreset } from "../config/preset.js";
 import type { SealedKeyStore } from "../keys/sealed-store.js";
 import type { VaultConfig } from "./service.js";
+import type { VaultResponse } from "./protocol.js";
 
 const config = JSON.parse(process.env.VIGIL_VAULT_CONFIG ?? "null") as (VaultConfig & { logLevel?: string }) | null;
 delete process.env.VIGIL_VAULT_CONFIG;
@@ -58,7 +59,13 @@ const service = await VaultService.open(config, log).catch(async (e: unknown) =>
 service.useSigningThreads(Number(process.env.VIGIL_SIGNING_THREADS ?? (await import("node:os")).availableParallelism()));
 
 let inFlight = 0;
-const outbox = new protocol.Batcher<unknown>((batch) => send({ batch }));
+const outbox = new protocol.Batcher<VaultResponse>(
+  (batch) => send({ batch }),
+  (m, e) => {
+    log.error({ err: e, id: m.id }, "an answer could not be sent to the parent process");
+    send({ batch: [{ id: m.id, ok: false, error: { kind: "internal", code: "INTERNAL_ERROR", message: "the key vault could not send its answer" } }] });
+  },
+);
 
 async function handle(m: unknown): Promise<void> {
   if (!protocol.isVaultRequest(m)) {

@@ -12,15 +12,21 @@ const down = (why: string): VigilError => new VigilError("unavailable", "VAULT_D
 
 export class VaultClient implements VaultApi {
   private nextId = 1;
-  private readonly outbox = new Batcher<VaultRequest>((batch) => {
-    this.child.send({ batch }, (err) => {
-      if (!err) return;
-      for (const r of batch) {
-        const p = this.pending.get(r.id);
-        if (p && this.pending.delete(r.id)) p.reject(down(err.message));
-      }
-    });
-  });
+  private readonly outbox = new Batcher<VaultRequest>(
+    (batch) => {
+      this.child.send({ batch }, (err) => {
+        if (!err) return;
+        for (const r of batch) {
+          const p = this.pending.get(r.id);
+          if (p && this.pending.delete(r.id)) p.reject(down(err.message));
+        }
+      });
+    },
+    (r, e) => {
+      const p = this.pending.get(r.id);
+      if (p && this.pending.delete(r.id)) p.reject(new VigilError("bad_request", "INVALID_BODY", `the request cannot be passed to the key vault (${(e as Error).message})`));
+    },
+  );
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   private exited: string | null = null;
 
@@ -59,6 +65,9 @@ export class VaultClient implements VaultApi {
       env: { MALLOC_ARENA_MAX: "2", ...process.env, VIGIL_VAULT_CONFIG: JSON.stringify(config) },
       serialization: "json",
     });
+    // --unlock env:VAR: the vault has its copy; this process needs none (its initial environment,
+    // /proc/<pid>/environ, still shows it: file: or stdin keep it out of the HTTP process altogether).
+    if (config.unlock?.startsWith("env:")) delete process.env[config.unlock.slice("env:".length)];
     return new Promise((resolve, reject) => {
       const early = (code: number | null, signal: string | null): void =>
         reject(down(signal ? `killed by ${signal}` : `exit code ${code}`));

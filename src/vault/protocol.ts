@@ -38,7 +38,14 @@ export type VaultEvent =
 export class Batcher<T> {
   private queue: T[] = [];
   private scheduled = false;
-  constructor(private readonly flushTo: (batch: T[]) => void) {}
+  /**
+   * @param unsendable told of a message that could not be serialized (the batch is then sent one
+   *   message at a time, so that one bad message fails alone instead of taking the process down)
+   */
+  constructor(
+    private readonly flushTo: (batch: T[]) => void,
+    private readonly unsendable: (m: T, e: unknown) => void,
+  ) {}
   push(m: T): void {
     this.queue.push(m);
     if (!this.scheduled) {
@@ -47,7 +54,17 @@ export class Batcher<T> {
         this.scheduled = false;
         const batch = this.queue;
         this.queue = [];
-        this.flushTo(batch);
+        try {
+          this.flushTo(batch);
+        } catch {
+          for (const one of batch) {
+            try {
+              this.flushTo([one]);
+            } catch (e) {
+              this.unsendable(one, e);
+            }
+          }
+        }
       });
     }
   }

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { VigilError } from "../../errors.js";
 import type { AppContext } from "../app.js";
+import { REQUEST_TYPES } from "../../eth2/request.js";
 
 const PUBKEY = /^0x[0-9a-fA-F]{96}$/;
 
@@ -34,19 +35,63 @@ function parseWantsText(accept: string): boolean {
   return accepted("text/plain") || accepted("text/*");
 }
 
+/** A sign request's body: the largest (a phase0/Altair block with maximal contents) is well under 1 MiB of JSON. */
+export const SIGN_BODY_LIMIT = 1024 * 1024;
+/** Bytes of sign-request bodies being handled at once; beyond this, 503 VAULT_BUSY before a body is read. */
+export const SIGN_BYTES_IN_FLIGHT = 64 * 1024 * 1024;
+/** Nesting and size bounds of a sign body (a maximal block nests about 10 deep in about 20,000 values). */
+const MAX_DEPTH = 32;
+const MAX_VALUES = 200_000;
+
+/**
+ * Refuse bodies no request type has the shape of before anything else walks them: a deeply nested
+ * value would overflow the stack of whatever serializes it next (the IPC to the vault).
+ */
+export function checkBodyShape(body: unknown): void {
+  const stack: [unknown, number][] = [[body, 1]];
+  let values = 0;
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (++values > MAX_VALUES) throw new VigilError("bad_request", "INVALID_BODY", `the body holds more than ${MAX_VALUES} values`);
+    if (typeof v !== "object" || v === null) continue;
+    if (depth > MAX_DEPTH) throw new VigilError("bad_request", "INVALID_BODY", `the body nests deeper than ${MAX_DEPTH} levels`);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
+    else values++;
+  }
+}
+
+const KNOWN_TYPES = new Set<string>(REQUEST_TYPES);
+
 export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
+  let bytesInFlight = 0;
   app.post<{ Params: { identifier: string } }>(
     "/api/v1/eth2/sign/:identifier",
-    { schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } } },
+    {
+      bodyLimit: SIGN_BODY_LIMIT,
+      schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } },
+      // Memory: bodies waiting for the vault are bounded in bytes, not only in count (a small JSON
+      // body can take 7x its size as objects), and the check comes before a body is read.
+      onRequest: async (request, reply) => {
+        const declared = Number(request.headers["content-length"]);
+        const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, SIGN_BODY_LIMIT) : SIGN_BODY_LIMIT;
+        if (bytesInFlight + bytes > SIGN_BYTES_IN_FLIGHT) {
+          throw new VigilError("unavailable", "VAULT_BUSY", "too many bytes of sign requests in flight; retry");
+        }
+        bytesInFlight += bytes;
+        reply.raw.once("close", () => (bytesInFlight -= bytes));
+      },
+    },
     async (request, reply) => {
       const started = process.hrtime.bigint();
       const identifier = request.params.identifier;
       const rawType = (request.body as { type?: unknown } | null)?.type;
-      const label = typeof rawType === "string" && /^[A-Z_0-9]{1,40}$/.test(rawType) ? rawType : "INVALID";
+      // Metric labels only from the known types: any other string would be a new time series.
+      const label = typeof rawType === "string" && KNOWN_TYPES.has(rawType) ? rawType : "INVALID";
       try {
         if (!PUBKEY.test(identifier)) {
           throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
         }
+        checkBodyShape(request.body);
         const client = ctx.clientAuth ? ctx.clientAuth.identify(request) : null;
         const result = await ctx.vault.sign(identifier.toLowerCase(), request.body, client);
         for (const w of result.warnings ?? []) {
