@@ -48,15 +48,30 @@ const MAX_VALUES = 200_000;
  * value would overflow the stack of whatever serializes it next (the IPC to the vault).
  */
 export function checkBodyShape(body: unknown): void {
-  const stack: [unknown, number][] = [[body, 1]];
-  let values = 0;
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
-    if (++values > MAX_VALUES) throw new VigilError("bad_request", "INVALID_BODY", `the body holds more than ${MAX_VALUES} values`);
-    if (typeof v !== "object" || v === null) continue;
+  // Iterative (parallel stacks, nothing allocated per value): this runs on every sign request.
+  const values: unknown[] = [body];
+  const depths: number[] = [1];
+  let count = 0;
+  while (values.length > 0) {
+    const v = values.pop() as Record<string, unknown> | unknown[];
+    const depth = depths.pop()!;
     if (depth > MAX_DEPTH) throw new VigilError("bad_request", "INVALID_BODY", `the body nests deeper than ${MAX_DEPTH} levels`);
-    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
-    else values++;
+    if (Array.isArray(v)) {
+      count += v.length;
+      for (let i = 0; i < v.length; i++) push(v[i], depth);
+    } else {
+      for (const k in v) {
+        count++;
+        push(v[k], depth);
+      }
+    }
+    if (count > MAX_VALUES) throw new VigilError("bad_request", "INVALID_BODY", `the body holds more than ${MAX_VALUES} values`);
+  }
+  function push(child: unknown, depth: number): void {
+    if (typeof child === "object" && child !== null) {
+      values.push(child);
+      depths.push(depth + 1);
+    }
   }
 }
 
