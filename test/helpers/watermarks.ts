@@ -21,10 +21,11 @@ export async function watermarkSettings(store: SlashingStore): Promise<void> {
   await store.setWatermark({ kind: "low", slot: 100, epoch: 3 });
   await store.setWatermark({ kind: "high", pubkey: p2.toUpperCase().replace("0X", "0x"), epoch: 50 });
   await store.setWatermark({ kind: "low", pubkey: p1, slot: 5 });
-  await store.setWatermark({ kind: "low", pubkey: p1, epoch: 7 }); // replaces slot 5 (slot now unbounded)
+  await store.setWatermark({ kind: "low", pubkey: p1, epoch: 7 }); // adds an epoch, keeps slot 5
+  await store.setWatermark({ kind: "low", pubkey: p1, epoch: 8 }); // replaces the epoch, keeps slot 5
   assert.deepEqual(await store.getWatermarks(), [
     { kind: "low", pubkey: null, slot: 100, epoch: 3 },
-    { kind: "low", pubkey: p1, slot: null, epoch: 7 },
+    { kind: "low", pubkey: p1, slot: 5, epoch: 8 },
     { kind: "high", pubkey: p2, slot: null, epoch: 50 },
   ]);
   assert.deepEqual(await store.getWatermarks(p2), [

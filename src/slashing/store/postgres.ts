@@ -789,8 +789,8 @@ export class PostgresSlashingStore implements SlashingStore {
         await c.query(`DELETE FROM ${this.t.watermarks} WHERE kind = $1 AND pubkey = $2`, [kind, scope]);
       } else {
         await c.query(
-          `INSERT INTO ${this.t.watermarks} (kind, pubkey, slot, epoch) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (kind, pubkey) DO UPDATE SET slot = EXCLUDED.slot, epoch = EXCLUDED.epoch`,
+          `INSERT INTO ${this.t.watermarks} AS w (kind, pubkey, slot, epoch) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (kind, pubkey) DO UPDATE SET slot = COALESCE(EXCLUDED.slot, w.slot), epoch = COALESCE(EXCLUDED.epoch, w.epoch)`,
           [kind, scope, slot, epoch],
         );
       }

@@ -153,7 +153,7 @@ export class SqliteSlashingStore implements SlashingStore {
       allWatermarks: p("SELECT kind, pubkey, slot, epoch FROM watermarks"),
       setWatermark: p(
         `INSERT INTO watermarks (kind, pubkey, slot, epoch) VALUES (?, ?, ?, ?)
-           ON CONFLICT (kind, pubkey) DO UPDATE SET slot = excluded.slot, epoch = excluded.epoch`,
+           ON CONFLICT (kind, pubkey) DO UPDATE SET slot = COALESCE(excluded.slot, watermarks.slot), epoch = COALESCE(excluded.epoch, watermarks.epoch)`,
       ),
       clearWatermark: p("DELETE FROM watermarks WHERE kind = ? AND pubkey = ?"),
       maxSlot: p("SELECT MAX(slot) FROM signed_blocks WHERE validator_id = ?").pluck(),

@@ -41,7 +41,8 @@ export interface SlashingStore {
   exportInterchangeTo(sink: InterchangeSink, pubkeys?: string[]): Promise<void>;
   /**
    * Set the LOW or HIGH watermark of one validator (`pubkey`) or of all validators (no `pubkey`; known or not).
-   * Replaces that kind/scope's earlier slot and epoch; with neither `slot` nor `epoch` it clears it.
+   * Sets the slot and/or epoch given and keeps that kind/scope's other one (setting the slot alone does not
+   * lift an epoch watermark); with neither `slot` nor `epoch` it clears both.
    * Serialised with check-and-record: once it resolves, every later decision sees it. See rules.ts for the semantics.
    */
   setWatermark(w: WatermarkSetting): Promise<void>;
