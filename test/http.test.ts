@@ -220,6 +220,31 @@ describe("bad input: a clear 4xx with {code, message}, never a signature", () =>
     const big = JSON.stringify({ type: "RANDAO_REVEAL", pad: "x".repeat(SIGN_BODY_LIMIT) });
     assertError(await post(url(), big), 413, "BODY_TOO_LARGE");
   });
+  it("requests the HTTP parser or the router cannot read still get a JSON {code, message}", async () => {
+    const { port } = new URL(server.url);
+    const raw = (text: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const sock = net.connect(Number(port), "127.0.0.1", () => sock.write(text));
+        let got = "";
+        sock.on("data", (d) => (got += d));
+        sock.on("end", () => resolve(got));
+        sock.on("error", reject);
+      });
+    const parse = (res: string) => ({ status: Number(res.split(" ")[1]), body: JSON.parse(res.slice(res.indexOf("\r\n\r\n") + 4)) });
+    const garbage = parse(await raw("GARBAGE\r\n\r\n"));
+    assert.equal(garbage.status, 400);
+    assert.equal(garbage.body.code, "BAD_REQUEST");
+    const badLength = parse(await raw("POST /upcheck HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"));
+    assert.equal(badLength.status, 400);
+    assert.equal(typeof badLength.body.message, "string");
+    const bigHeaders = parse(await raw(`GET /upcheck HTTP/1.1\r\nHost: x\r\nX-Pad: ${"p".repeat(20_000)}\r\n\r\n`));
+    assert.equal(bigHeaders.status, 431);
+    assert.equal(bigHeaders.body.code, "HEADERS_TOO_LARGE");
+    const badUrl = await fetch(`${server.url}/api/v1/eth2/sign/%zz`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.equal(badUrl.status, 400);
+    const body = await badUrl.json();
+    assert.deepEqual(Object.keys(body).sort(), ["code", "message"]);
+  });
   it("an unknown request type is counted under type=INVALID, not as a new metric series", async () => {
     assertError(await post(url(), { type: "MADE_UP_TYPE_42" }), 400, "UNKNOWN_TYPE");
     const text = await (await fetch(`${server.url}/metrics`)).text();

@@ -121,6 +121,7 @@ describe("an interchange file read entry by entry means what the whole text mean
     ["missing comma between entries", `{${meta},"data":[${entry(12)} ${entry(13)}]}`, false],
     ["mismatched brackets in an entry", `{${meta},"data":[${entry(14).slice(0, -1)}]]}`, false],
     ["unterminated string", `{${meta},"data":[{"pubkey":"0x12]}`, false],
+    ["a malformed escape in a top-level key", `{${meta},"d\\u00zza":[]}`, false],
     ["a scalar entry", `{${meta},"data":[1]}`, false],
     ["a bare word entry", `{${meta},"data":[tru]}`, false],
     ["an invalid entry after valid ones", `{${meta},"data":[${entry(15)},${entry(16).replace('"slot":"16"', '"slot":16')}]}`, false],

@@ -109,6 +109,15 @@ describe("policy over HTTP", () => {
     assert.equal(block.json.rule_id, "default-deny");
   });
 
+  it("the key list is for known clients only too", async () => {
+    const anon = await fetch(`${server.url}/api/v1/eth2/publicKeys`);
+    assert.equal(anon.status, 401);
+    assert.equal((await anon.json()).code, "UNKNOWN_CLIENT");
+    const known = await fetch(`${server.url}/api/v1/eth2/publicKeys`, { headers: auth });
+    assert.equal(known.status, 200);
+    assert.ok(((await known.json()) as string[]).length > 0);
+  });
+
   it("a far-future attestation is refused by the clock rule", async () => {
     const a = sample("ATTESTATION.json");
     delete a.signingRoot;

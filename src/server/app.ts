@@ -34,6 +34,16 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
     // A request log line per signature is noise at thousands per second; outcomes are logged by the routes.
     logController: new LogController({ disableRequestLogging: true }),
     keepAliveTimeout: 30_000,
+    // Errors fastify raises before routing (a malformed URL escape …): the same {code, message} bodies.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
+    // Requests node's HTTP parser cannot read (malformed, headers too large): a JSON answer, then close.
+    clientErrorHandler: (err, socket) => {
+      const e = err as Error & { code?: string };
+      if (!socket.writable || e.code === "ECONNRESET") return socket.destroy();
+      const tooLarge = e.code === "HPE_HEADER_OVERFLOW";
+      const body = JSON.stringify(tooLarge ? { code: "HEADERS_TOO_LARGE", message: "request headers too large" } : { code: "BAD_REQUEST", message: "malformed HTTP request" });
+      socket.end(`HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
     ...(opts.https
       ? { https: { ...opts.https, requestCert: !!opts.https.ca, rejectUnauthorized: false } }
       : {}),

@@ -172,7 +172,12 @@ class Scanner {
       for (;;) {
         if (this.b.at(i) !== QUOTE) this.fail(i, "expected a property name");
         const keyEnd = this.string(i);
-        const key = JSON.parse(this.b.text(i, keyEnd)) as string;
+        let key = "";
+        try {
+          key = JSON.parse(this.b.text(i, keyEnd)) as string;
+        } catch (e) {
+          this.fail(i, (e as Error).message); // a malformed escape in a property name
+        }
         i = this.space(this.expect(this.space(keyEnd), COLON));
         if (key === "data" && this.b.at(i) === LBRACKET) {
           layout.entries = [];

@@ -131,5 +131,8 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
     },
   );
 
-  app.get("/api/v1/eth2/publicKeys", async () => (await ctx.vault.listKeys()).map((k) => k.pubkey));
+  app.get("/api/v1/eth2/publicKeys", async (request) => {
+    if (ctx.clientAuth) ctx.clientAuth.identify(request); // the key list is for the policy's clients too
+    return (await ctx.vault.listKeys()).map((k) => k.pubkey);
+  });
 }
