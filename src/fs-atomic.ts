@@ -1,4 +1,4 @@
-/** Durable file replacement, shared by every file Vigil rewrites (approvals, accepted policy, signatures, key store, exports). */
+/** Durable file writes: replacement of every file Vigil rewrites (approvals, accepted policy, signatures, key store) and creation of the files it writes once (exported and generated keystores, deposit data). */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import fsp from "node:fs/promises";
@@ -52,4 +52,49 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, mod
   } finally {
     if (!renamed) fs.rmSync(tmp, { force: true });
   }
+}
+
+const tmpBeside = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+
+/**
+ * Create `file`, never replacing one, durably and whole: a temporary file beside it (with `mode`)
+ * is written and fsynced, then linked to its name (EEXIST if the name is taken) and unlinked; then
+ * the directory is fsynced unless `syncDir` is false (the caller syncs it once for many files). A
+ * crash leaves no file or the whole file under that name, never a torn one.
+ */
+export function writeFileExclusiveSync(file: string, data: string | Uint8Array, mode = 0o600, syncDir = true): void {
+  const tmp = tmpBeside(file);
+  try {
+    const fd = fs.openSync(tmp, "wx", mode);
+    try {
+      fs.fchmodSync(fd, mode);
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.linkSync(tmp, file);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+  if (syncDir) fsyncDirSync(path.dirname(file));
+}
+
+/** The same as writeFileExclusiveSync, on the thread pool. */
+export async function writeFileExclusive(file: string, data: string | Uint8Array, mode = 0o600, syncDir = true): Promise<void> {
+  const tmp = tmpBeside(file);
+  try {
+    const fh = await fsp.open(tmp, "wx", mode);
+    try {
+      await fh.chmod(mode);
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.link(tmp, file);
+  } finally {
+    await fsp.rm(tmp, { force: true });
+  }
+  if (syncDir) await fsyncDir(path.dirname(file));
 }

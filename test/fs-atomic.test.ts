@@ -1,10 +1,10 @@
-/** writeFileAtomicSync: the file is replaced whole or not at all, with the asked mode, and no temporary file stays. */
+/** writeFileAtomicSync: the file is replaced whole or not at all; writeFileExclusive: created whole, never replacing; the asked mode, no temporary file left. */
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { fsyncDir, fsyncDirSync, writeFileAtomicSync } from "../src/fs-atomic.js";
+import { fsyncDir, fsyncDirSync, writeFileAtomicSync, writeFileExclusive, writeFileExclusiveSync } from "../src/fs-atomic.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-fs-atomic-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -36,4 +36,28 @@ test("a failed replace leaves the target as it was and no temporary file", () =>
   assert.deepEqual(fs.readdirSync(dir), ["taken"]);
   assert.equal(fs.readFileSync(path.join(target, "inside"), "utf8"), "kept");
   assert.throws(() => writeFileAtomicSync(path.join(dir, "missing", "x"), "new"), (e: NodeJS.ErrnoException) => e.code === "ENOENT");
+});
+
+test("writeFileExclusive(Sync): creates whole with the mode, never replaces, and a failed write leaves no file under the name", async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, "d-"));
+  const a = path.join(dir, "keystore-a.json");
+  const b = path.join(dir, "keystore-b.json");
+  const old = process.umask(0o000);
+  try {
+    writeFileExclusiveSync(a, "first");
+    await writeFileExclusive(b, "second", 0o640);
+  } finally {
+    process.umask(old);
+  }
+  assert.equal(fs.statSync(a).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(b).mode & 0o777, 0o640);
+  assert.throws(() => writeFileExclusiveSync(a, "other"), (e: NodeJS.ErrnoException) => e.code === "EEXIST");
+  await assert.rejects(writeFileExclusive(b, "other"), (e: NodeJS.ErrnoException) => e.code === "EEXIST");
+  assert.equal(fs.readFileSync(a, "utf8"), "first");
+  assert.equal(fs.readFileSync(b, "utf8"), "second");
+  // A write that fails (here: data node refuses to write) leaves nothing under the name, nor a temporary file.
+  const c = path.join(dir, "keystore-c.json");
+  assert.throws(() => writeFileExclusiveSync(c, 42 as unknown as string));
+  await assert.rejects(writeFileExclusive(c, 42 as unknown as string));
+  assert.deepEqual(fs.readdirSync(dir).sort(), ["keystore-a.json", "keystore-b.json"]);
 });

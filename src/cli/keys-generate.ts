@@ -16,6 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { resolveNetwork, type Network } from "../config/networks.js";
 import { VigilError } from "../errors.js";
+import { writeFileExclusiveSync } from "../fs-atomic.js";
 import { buildDepositData, GWEI_PER_ETH, withdrawalCredentials, type DepositDataJson } from "../keys/deposit.js";
 import { deriveKeyAtPath, signingKeyPath } from "../keys/derive.js";
 import { decryptKeystore, encryptKeystore, pubkeyFromSecret } from "../keys/keystore.js";
@@ -142,15 +143,14 @@ function ensureOutDir(dir: string): void {
   fs.chmodSync(dir, 0o700); // mkdir's mode is filtered by the umask
 }
 
-/** Writes a new file (never overwrites) with `mode`. */
+/** Writes a new file (never overwrites) with `mode`, durably and whole (keystores and deposit data must survive a power loss). */
 function writeNew(file: string, text: string, mode: number): void {
   try {
-    fs.writeFileSync(file, text, { flag: "wx", mode });
+    writeFileExclusiveSync(file, text, mode);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "EEXIST") throw bad("FILE_EXISTS", `${file} already exists; not overwriting it`);
     throw e;
   }
-  fs.chmodSync(file, mode); // the umask may have filtered the mode
 }
 
 interface Plan {

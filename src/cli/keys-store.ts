@@ -20,6 +20,7 @@ import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { VigilError } from "../errors.js";
+import { writeFileExclusive } from "../fs-atomic.js";
 import { encryptKeystore } from "../keys/keystore.js";
 import { loadKeystores, type LoadError } from "../keys/load.js";
 import { SealedKeyStore, type KeyInfo } from "../keys/sealed-store.js";
@@ -200,19 +201,12 @@ export async function keysExport(opts: KeysExportOptions): Promise<{ pubkey: str
         } finally {
           secret.fill(0);
         }
-        let fh: fsp.FileHandle;
+        // Whole or not at all under its name (a crash or ENOSPC leaves no torn keystore); the directory is synced below.
         try {
-          fh = await fsp.open(t.file, "wx", 0o600);
+          await writeFileExclusive(t.file, JSON.stringify(json, null, 2) + "\n", 0o600, false);
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code === "EEXIST") throw new VigilError("conflict", "FILE_EXISTS", `refusing to overwrite ${t.file}`);
           throw new VigilError("bad_request", "EXPORT_WRITE_FAILED", `cannot write ${t.file}: ${(e as Error).message}`);
-        }
-        try {
-          await fh.chmod(0o600);
-          await fh.writeFile(JSON.stringify(json, null, 2) + "\n");
-          await fh.sync();
-        } finally {
-          await fh.close();
         }
       }
     };
