@@ -29,23 +29,31 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** A unique temporary name beside `file`. */
+const tmpBeside = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+
+/** Create `file` (it must not exist) with `mode` whatever the umask, write `data` and fsync it. */
+function writeNewSync(file: string, data: string | Uint8Array, mode: number): void {
+  const fd = fs.openSync(file, "wx", mode);
+  try {
+    fs.fchmodSync(fd, mode);
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Replace `file` atomically and durably: a unique temporary file beside it (created with `mode`,
  * whatever the umask), written, fsynced, renamed over `file`, then the directory fsynced. On failure
  * the temporary file is removed and `file` is as it was. Errors are the file system's.
  */
 export function writeFileAtomicSync(file: string, data: string | Uint8Array, mode = 0o600): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
+  const tmp = tmpBeside(file);
   let renamed = false;
   try {
-    const fd = fs.openSync(tmp, "wx", mode);
-    try {
-      fs.fchmodSync(fd, mode);
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeNewSync(tmp, data, mode);
     fs.renameSync(tmp, file);
     renamed = true;
     fsyncDirSync(path.dirname(file));
@@ -53,8 +61,6 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, mod
     if (!renamed) fs.rmSync(tmp, { force: true });
   }
 }
-
-const tmpBeside = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
 
 /**
  * Create `file`, never replacing one, durably and whole: a temporary file beside it (with `mode`)
@@ -65,14 +71,7 @@ const tmpBeside = (file: string): string => path.join(path.dirname(file), `.${pa
 export function writeFileExclusiveSync(file: string, data: string | Uint8Array, mode = 0o600, syncDir = true): void {
   const tmp = tmpBeside(file);
   try {
-    const fd = fs.openSync(tmp, "wx", mode);
-    try {
-      fs.fchmodSync(fd, mode);
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    writeNewSync(tmp, data, mode);
     fs.linkSync(tmp, file);
   } finally {
     fs.rmSync(tmp, { force: true });
