@@ -161,7 +161,9 @@ describe("approval queue", () => {
     const b = q.request(facts(), T0 + 5000);
     assert.deepEqual(a, b);
     assert.equal(a.status, "pending");
-    assert.equal(a.id, approvalId(PUBKEY, ROOT, "exits-need-approval"));
+    const nonce = q.get(a.id)!.nonce!;
+    assert.match(nonce, /^[0-9a-f]{32}$/);
+    assert.equal(a.id, approvalId(PUBKEY, ROOT, "exits-need-approval", nonce));
     assert.equal(q.list().length, 1);
     const e = q.get(a.id)!;
     assert.equal(e.created, new Date(T0).toISOString());
@@ -238,20 +240,24 @@ describe("approval queue", () => {
     assert.ok(!q.isApproved(PUBKEY, ROOT, "exits-need-approval", T0 + 2000_000 + 60_000));
     assert.equal(q.get(id, T0 + 2000_000 + 60_000)!.status, "expired");
     assert.throws(() => q.approve(id, "carol", approveSig(carol, id), T0 + 2000_000 + 60_000), code("APPROVAL_EXPIRED"));
-    // The next identical request opens a fresh entry: pending, no approvals.
+    // The next identical request opens a fresh entry with a new id: pending, no approvals, and the
+    // signatures collected for the old one do not count for it (nor can they be posted again).
     const again = q.request(facts({ expirySeconds: 60 }), T0 + 2100_000);
-    assert.equal(again.id, id);
+    assert.notEqual(again.id, id);
     assert.equal(again.status, "pending");
     assert.equal(again.approvals, 0);
-    assert.equal(q.get(id)!.created, new Date(T0 + 2100_000).toISOString());
+    assert.equal(q.get(again.id)!.created, new Date(T0 + 2100_000).toISOString());
+    assert.throws(() => q.approve(again.id, "alice", approveSig(alice, id), T0 + 2100_000), code("BAD_APPROVAL_SIGNATURE"));
+    assert.throws(() => q.approve(id, "alice", approveSig(alice, id), T0 + 2100_000), code("APPROVAL_EXPIRED"));
+    assert.ok(!q.isApproved(PUBKEY, ROOT, "exits-need-approval", T0 + 2100_000));
     // A pending entry expires after the pending TTL.
-    assert.equal(q.get(id, T0 + 2100_000 + 3600_000)!.status, "expired");
+    assert.equal(q.get(again.id, T0 + 2100_000 + 3600_000)!.status, "expired");
     const ex = q.expire(T0 + 2100_000 + 3600_000);
-    assert.deepEqual(ex.expired, [id]);
-    assert.equal(q.get(id)!.status, "expired");
+    assert.deepEqual(ex.expired.sort(), [id, again.id].sort());
+    assert.equal(q.get(again.id)!.status, "expired");
     const later = q.expire(T0 + 2100_000 + 3600_000 + 8 * 86400_000);
-    assert.deepEqual(later.dropped, [id]);
-    assert.equal(q.get(id), undefined);
+    assert.deepEqual(later.dropped.sort(), [id, again.id].sort());
+    assert.equal(q.get(again.id), undefined);
   });
 
   test("isApproved only for the identical pubkey, root and rule", () => {
@@ -314,6 +320,32 @@ describe("approval queue", () => {
     assert.throws(() => ApprovalQueue.open(dir), code("CORRUPT_APPROVALS"));
     fs.writeFileSync(file, "{nope");
     assert.throws(() => ApprovalQueue.open(dir), code("CORRUPT_APPROVALS"));
+  });
+
+  test("edits of the file that would stretch an approval are refused or undone", () => {
+    const dir = freshDir();
+    const file = path.join(dir, "approvals.json");
+    const q = ApprovalQueue.open(dir, { pendingTtlSeconds: 3600 });
+    const now = Date.now();
+    const { id } = q.request(facts({ expirySeconds: 60 }), now);
+    q.approve(id, "alice", approveSig(alice, id), now);
+    const good = fs.readFileSync(file, "utf8");
+    const edit = (fn: (e: Record<string, any>) => void): void => {
+      const doc = JSON.parse(good);
+      fn(doc.entries[0]);
+      fs.writeFileSync(file, JSON.stringify(doc));
+    };
+    // One approver's record twice: still one approval (quorum 2 not met).
+    edit((e) => e.approvals.push({ ...e.approvals[0] }));
+    assert.throws(() => ApprovalQueue.open(dir), code("CORRUPT_APPROVALS"));
+    // Times ahead of the clock, or a quorum before the entry existed.
+    edit((e) => (e.created = new Date(now + 86400_000).toISOString()));
+    assert.throws(() => ApprovalQueue.open(dir), code("CORRUPT_APPROVALS"));
+    // A window written far ahead is recomputed from the entry's times on open.
+    edit((e) => (e.expires_at = new Date(now + 365 * 86400_000).toISOString()));
+    const reopened = ApprovalQueue.open(dir, { pendingTtlSeconds: 3600 });
+    assert.equal(reopened.get(id)!.expires_at, new Date(now + 3600_000).toISOString());
+    assert.equal(reopened.get(id, now + 3600_000)!.status, "expired");
   });
 
   test("a full queue refuses new entries", () => {

@@ -181,7 +181,7 @@ async function decide(verdict: ApprovalVerdict, flags: AdminFlags & { id: string
   const key = loadApproverPrivateKey(flags.key);
   const entry = await call<ApprovalEntry>(flags, "GET", route(flags.id));
   // The id binds pubkey, signing root and rule: refuse an answer that does not hold together.
-  if (entry.id !== flags.id || approvalId(entry.pubkey, entry.signing_root, entry.rule_id) !== entry.id) {
+  if (entry.id !== flags.id || approvalId(entry.pubkey, entry.signing_root, entry.rule_id, entry.nonce) !== entry.id) {
     throw new VigilError("unavailable", "BAD_RESPONSE", `the server's entry ${entry.id} does not match its pubkey, signing root and rule; not signing`);
   }
   const approver = approverFor(entry, key, flags.name);

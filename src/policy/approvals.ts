@@ -9,7 +9,9 @@
  *     rejectionMessage(id, pubkey, signingRoot) = "vigil-rejection-v1\n" + id + "\n" + pubkey + "\n" + signingRoot
  *
  * (UTF-8, no trailing newline; pubkey and signing root 0x lower-case hex; the id is
- * `approvalId(pubkey, signingRoot, ruleId)`, which binds the rule). Once `quorum` distinct approvers
+ * `approvalId(pubkey, signingRoot, ruleId, nonce)`, which binds the rule and a random nonce of the
+ * entry: a request that comes back after its entry expired opens a new entry with a new id, so the
+ * signatures collected for the old one cannot be posted again). Once `quorum` distinct approvers
  * of the entry's approver set have approved, the IDENTICAL request (same pubkey, signing root and
  * rule) is signed until the approval expires; anything else needs its own approval.
  *
@@ -37,7 +39,7 @@
  * with ApprovalEntry as below (snake_case: the same objects are served by the admin API). The
  * queue belongs to ONE process (the vault): it keeps the entries in memory and is the only writer.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { VigilError } from "../errors.js";
@@ -94,8 +96,10 @@ export interface ApprovalSignatureRecord {
 }
 
 export interface ApprovalEntry {
-  /** approvalId(pubkey, signing_root, rule_id): 32 lower-case hex characters. */
+  /** approvalId(pubkey, signing_root, rule_id, nonce): 32 lower-case hex characters. */
   id: string;
+  /** 32 random hex characters, one per entry (absent in entries written before nonces: their id has none). */
+  nonce?: string;
   pubkey: string;
   signing_root: string;
   rule_id: string;
@@ -171,11 +175,16 @@ function checkId(id: string): string {
 
 /**
  * The approval id: the first 16 bytes (32 hex characters) of
- * SHA-256("vigil-approval-v1\n" + pubkey + "\n" + signingRoot + "\n" + ruleId), with pubkey and signing
- * root as 0x lower-case hex. Stable: the same request under the same rule always has the same id.
+ * SHA-256("vigil-approval-v1\n" + pubkey + "\n" + signingRoot + "\n" + ruleId + "\n" + nonce), with
+ * pubkey and signing root as 0x lower-case hex and the entry's nonce (32 hex characters; entries
+ * written before nonces have none, and no "\n" + nonce).
  */
-export function approvalId(pubkey: string, signingRoot: string, ruleId: string): string {
-  const text = `${DOMAIN_ID}\n${normPubkey(pubkey)}\n${normRoot(signingRoot)}\n${checkRuleId(ruleId)}`;
+export function approvalId(pubkey: string, signingRoot: string, ruleId: string, nonce?: string): string {
+  let text = `${DOMAIN_ID}\n${normPubkey(pubkey)}\n${normRoot(signingRoot)}\n${checkRuleId(ruleId)}`;
+  if (nonce !== undefined) {
+    if (typeof nonce !== "string" || !HEX_ID.test(nonce)) throw new VigilError("bad_request", "INVALID_APPROVAL_NONCE", "an approval nonce is 32 hex characters");
+    text += `\n${nonce}`;
+  }
   return createHash("sha256").update(text, "utf8").digest().subarray(0, 16).toString("hex");
 }
 
@@ -230,9 +239,14 @@ function normApprovers(list: ApproverRef[]): { name: string; public_key: string 
   });
 }
 
-/** Approvals that count: by an approver of `set` (default: the entry's), verified with the key it has there. */
+/** Approvals that count: by an approver of `set` (default: the entry's), verified with the key it has there; each approver once. */
 function countingApprovals(entry: ApprovalEntry, set: { name: string; public_key: string }[] = entry.approvers): ApprovalSignatureRecord[] {
-  return entry.approvals.filter((a) => set.some((s) => s.name === a.approver && s.public_key === a.public_key));
+  const seen = new Set<string>();
+  return entry.approvals.filter((a) => {
+    if (seen.has(a.approver) || !set.some((s) => s.name === a.approver && s.public_key === a.public_key)) return false;
+    seen.add(a.approver);
+    return true;
+  });
 }
 
 function approverKeyOf(entry: ApprovalEntry, name: string): string | undefined {
@@ -268,7 +282,10 @@ interface ApprovalsFile {
   entries: ApprovalEntry[];
 }
 
-function parseFile(file: string, text: string): Map<string, ApprovalEntry> {
+/** A clock a little ahead of this one: times in the file later than this were not written by this clock. */
+const SKEW_MS = 10 * 60 * 1000;
+
+function parseFile(file: string, text: string, now: number): Map<string, ApprovalEntry> {
   const corrupt = (why: string): VigilError =>
     new VigilError("unavailable", "CORRUPT_APPROVALS", `approvals file ${file} is damaged (${why}); move it away to start with an empty queue`);
   let doc: ApprovalsFile;
@@ -298,12 +315,22 @@ function parseFile(file: string, text: string): Map<string, ApprovalEntry> {
     // The id binds pubkey, root and rule: an edited entry cannot borrow another's approvals.
     let expected: string;
     try {
-      expected = approvalId(e.pubkey, e.signing_root, e.rule_id);
+      expected = approvalId(e.pubkey, e.signing_root, e.rule_id, e.nonce);
     } catch {
       throw corrupt(`entry ${e.id} is malformed`);
     }
-    if (expected !== e.id) throw corrupt(`entry ${e.id} does not match its pubkey, signing root and rule`);
+    if (expected !== e.id) throw corrupt(`entry ${e.id} does not match its pubkey, signing root, rule and nonce`);
     if (map.has(e.id)) throw corrupt(`entry ${e.id} appears twice`);
+    // Times decide windows: none may lie ahead of this clock, nor the quorum before the entry.
+    const created = ms(e.created);
+    const approvedAt = e.approved_at === null ? null : ms(e.approved_at);
+    if (!Number.isFinite(created) || created > now + SKEW_MS || (approvedAt !== null && (!Number.isFinite(approvedAt) || approvedAt < created || approvedAt > now + SKEW_MS))) {
+      throw corrupt(`entry ${e.id} has times in the future or out of order`);
+    }
+    for (const records of [e.approvals, e.rejections]) {
+      const names = new Set(records.map((r) => r?.approver));
+      if (names.size !== records.length) throw corrupt(`entry ${e.id} holds two records of one approver`);
+    }
     // Every recorded approval and rejection must still verify: the file cannot be forged.
     for (const [records, verdict] of [[e.approvals, "approve"], [e.rejections, "reject"]] as const) {
       for (const r of records) {
@@ -356,7 +383,20 @@ export class ApprovalQueue {
         throw new VigilError("unavailable", "APPROVALS_UNREADABLE", `cannot read ${file}: ${(e as Error).message}`);
       }
     }
-    return new ApprovalQueue(file, text === null ? new Map() : parseFile(file, text), opts);
+    const now = Date.now();
+    const queue = new ApprovalQueue(file, text === null ? new Map() : parseFile(file, text, now), opts);
+    // Windows are derived, not read: recompute each live entry's from its times and this queue's TTL.
+    for (const e of queue.entries.values()) if (e.status === "pending" || e.status === "approved") queue.settle(e, now);
+    return queue;
+  }
+
+  /** The newest entry of the request (pubkey, signing root, rule), if any. */
+  private current(pubkey: string, root: string, ruleId: string): ApprovalEntry | undefined {
+    let found: ApprovalEntry | undefined;
+    for (const e of this.entries.values()) {
+      if (e.pubkey === pubkey && e.signing_root === root && e.rule_id === ruleId && (!found || ms(e.created) >= ms(found.created))) found = e;
+    }
+    return found;
   }
 
   /** Applies `fn` to a copy of the entries, writes the copy, then adopts it (memory = disk, even when the write fails). */
@@ -386,14 +426,14 @@ export class ApprovalQueue {
   request(facts: ApprovalRequestFacts, now: number): ApprovalState {
     const pubkey = normPubkey(facts.pubkey);
     const root = normRoot(facts.signingRoot);
-    const id = approvalId(pubkey, root, facts.ruleId);
+    checkRuleId(facts.ruleId);
     const quorum = checkPositiveInt("quorum", facts.quorum);
     const expirySeconds = checkPositiveInt("expirySeconds", facts.expirySeconds);
     const approvers = normApprovers(facts.approvers);
     if (quorum > approvers.length) {
       throw new VigilError("bad_request", "INVALID_APPROVAL_SETTINGS", `rule ${facts.ruleId} needs ${quorum} approvals but names ${approvers.length} approvers`);
     }
-    const existing = this.entries.get(id);
+    const existing = this.current(pubkey, root, facts.ruleId);
     const status = existing ? effectiveStatus(existing, now) : null;
     if (existing && status === "rejected") return stateOf(existing, now);
 
@@ -403,8 +443,10 @@ export class ApprovalQueue {
       if (pending >= this.maxPending) {
         throw new VigilError("unavailable", "APPROVAL_QUEUE_FULL", `${pending} requests already wait for approval; approve, reject or let them expire first`);
       }
+      const nonce = randomBytes(16).toString("hex");
       const entry: ApprovalEntry = {
-        id,
+        id: approvalId(pubkey, root, facts.ruleId, nonce),
+        nonce,
         pubkey,
         signing_root: root,
         rule_id: facts.ruleId,
@@ -424,7 +466,7 @@ export class ApprovalQueue {
         rejections: [],
       };
       return this.mutate((m) => {
-        m.set(id, entry);
+        m.set(entry.id, entry);
         return stateOf(entry, now);
       });
     }
@@ -439,7 +481,7 @@ export class ApprovalQueue {
     this.settle(refreshed, now);
     if (JSON.stringify(refreshed) === JSON.stringify(existing)) return stateOf(existing, now);
     return this.mutate((m) => {
-      m.set(id, refreshed);
+      m.set(existing.id, refreshed);
       return stateOf(refreshed, now);
     });
   }
@@ -543,13 +585,12 @@ export class ApprovalQueue {
    * nothing may be written.
    */
   isApproved(pubkey: string, signingRoot: string, ruleId: string, now: number, current?: { quorum: number; approvers: ApproverRef[] }): boolean {
-    let id: string;
+    let e: ApprovalEntry | undefined;
     try {
-      id = approvalId(pubkey, signingRoot, ruleId);
+      e = this.current(normPubkey(pubkey), normRoot(signingRoot), checkRuleId(ruleId));
     } catch {
       return false;
     }
-    const e = this.entries.get(id);
     if (!e || effectiveStatus(e, now) !== "approved") return false;
     if (!current) return countingApprovals(e).length >= e.quorum;
     const set = normApprovers(current.approvers);
