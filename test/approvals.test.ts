@@ -369,51 +369,52 @@ describe("approval queue", () => {
 describe("signed policy changes", () => {
   const running = { alice: alice.publicKey, bob: bob.publicKey, carol: carol.publicKey };
   const policy = "approvers:\n  alice: x\nrules: []\n";
-  const sigFile = (...sigs: { approver: string; signature: string }[]): string => JSON.stringify({ policy_sha256: policyDigest(policy), signatures: sigs });
+  const PREV = policyDigest("the running policy\n");
+  const sigFile = (...sigs: { approver: string; signature: string }[]): string => JSON.stringify({ previous_sha256: PREV, policy_sha256: policyDigest(policy), signatures: sigs });
 
   test("M-of-N valid", () => {
-    let doc = addPolicySignature(null, policy, signPolicy(policy, alice.key, "alice"));
-    doc = addPolicySignature(doc, policy, signPolicy(policy, bob.key, "bob"));
-    const v = verifyPolicySignatures(policy, JSON.stringify(doc), running, 2);
+    let doc = addPolicySignature(null, policy, signPolicy(policy, alice.key, "alice", PREV), PREV);
+    doc = addPolicySignature(doc, policy, signPolicy(policy, bob.key, "bob", PREV), PREV);
+    const v = verifyPolicySignatures(policy, JSON.stringify(doc), running, 2, PREV);
     assert.deepEqual(v, { ok: true, valid: ["alice", "bob"], problems: [] });
     assert.equal(doc.policy_sha256, policyDigest(Buffer.from(policy)));
   });
 
   test("too few", () => {
-    const v = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice")), running, 2);
+    const v = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice", PREV)), running, 2, PREV);
     assert.equal(v.ok, false);
     assert.deepEqual(v.valid, ["alice"]);
     assert.match(v.problems.join("\n"), /1 valid signature of the 2/);
   });
 
   test("an edited policy (wrong digest) is refused", () => {
-    const file = sigFile(signPolicy(policy, alice.key, "alice"), signPolicy(policy, bob.key, "bob"));
+    const file = sigFile(signPolicy(policy, alice.key, "alice", PREV), signPolicy(policy, bob.key, "bob", PREV));
     const edited = policy + "# loosened\n";
-    const v = verifyPolicySignatures(edited, file, running, 2);
+    const v = verifyPolicySignatures(edited, file, running, 2, PREV);
     assert.equal(v.ok, false);
     assert.deepEqual(v.valid, []);
     assert.match(v.problems[0], /edited after signing/);
     // Even with policy_sha256 rewritten to match, the signatures do not verify.
     const forged = JSON.stringify({ ...JSON.parse(file), policy_sha256: policyDigest(edited) });
-    const v2 = verifyPolicySignatures(edited, forged, running, 2);
+    const v2 = verifyPolicySignatures(edited, forged, running, 2, PREV);
     assert.equal(v2.ok, false);
     assert.deepEqual(v2.valid, []);
-    assert.throws(() => addPolicySignature(JSON.parse(file), edited, signPolicy(edited, carol.key, "carol")), code("POLICY_SIGNATURES_STALE"));
+    assert.throws(() => addPolicySignature(JSON.parse(file), edited, signPolicy(edited, carol.key, "carol", PREV), PREV), code("POLICY_SIGNATURES_STALE"));
   });
 
   test("a signature by a non-approver, or under a borrowed name, does not count", () => {
-    const v = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice"), signPolicy(policy, mallory.key, "mallory")), running, 2);
+    const v = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice", PREV), signPolicy(policy, mallory.key, "mallory", PREV)), running, 2, PREV);
     assert.equal(v.ok, false);
     assert.deepEqual(v.valid, ["alice"]);
     assert.match(v.problems.join("\n"), /mallory.*not an approver of the running policy/);
-    const v2 = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice"), signPolicy(policy, mallory.key, "bob")), running, 2);
+    const v2 = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice", PREV), signPolicy(policy, mallory.key, "bob", PREV)), running, 2, PREV);
     assert.equal(v2.ok, false);
     assert.match(v2.problems.join("\n"), /bob: does not verify/);
   });
 
   test("each approver counts once", () => {
-    const s = signPolicy(policy, alice.key, "alice");
-    const v = verifyPolicySignatures(policy, sigFile(s, s), running, 2);
+    const s = signPolicy(policy, alice.key, "alice", PREV);
+    const v = verifyPolicySignatures(policy, sigFile(s, s), running, 2, PREV);
     assert.equal(v.ok, false);
     assert.deepEqual(v.valid, ["alice"]);
     assert.match(v.problems.join("\n"), /more than once/);
@@ -421,7 +422,7 @@ describe("signed policy changes", () => {
 
   test("one key under two names counts once", () => {
     const twins = { ...running, alice2: alice.publicKey };
-    const v = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice"), signPolicy(policy, alice.key, "alice2")), twins, 2);
+    const v = verifyPolicySignatures(policy, sigFile(signPolicy(policy, alice.key, "alice", PREV), signPolicy(policy, alice.key, "alice2", PREV)), twins, 2, PREV);
     assert.equal(v.ok, false);
     assert.deepEqual(v.valid, ["alice"]);
     assert.match(v.problems.join("\n"), /same key as alice/);
@@ -430,35 +431,43 @@ describe("signed policy changes", () => {
 
   test("an approval signature is not a policy signature", () => {
     const id = approvalId(PUBKEY, ROOT, "r");
-    const v = verifyPolicySignatures(policy, sigFile({ approver: "alice", signature: approveSig(alice, id) }), running, 1);
+    const v = verifyPolicySignatures(policy, sigFile({ approver: "alice", signature: approveSig(alice, id) }), running, 1, PREV);
     assert.equal(v.ok, false);
   });
 
   test("malformed signature files are problems, not crashes", () => {
     for (const bad of ["{", "[]", "{}", JSON.stringify({ policy_sha256: "x", signatures: [] }), JSON.stringify({ policy_sha256: policyDigest(policy), signatures: [1] })]) {
-      const v = verifyPolicySignatures(policy, bad, running, 1);
+      const v = verifyPolicySignatures(policy, bad, running, 1, PREV);
       assert.equal(v.ok, false);
       assert.equal(v.problems.length, 1);
     }
-    assert.throws(() => verifyPolicySignatures(policy, sigFile(), running, 0), code("INVALID_REQUIRED_SIGNATURES"));
+    assert.throws(() => verifyPolicySignatures(policy, sigFile(), running, 0, PREV), code("INVALID_REQUIRED_SIGNATURES"));
   });
 
   test("approvers come from the running policy, not the new one", () => {
     const runningYaml = `approvers:\n  alice: "${alice.publicKey}"\n  bob: "${bob.publicKey}"\n  carol: "${carol.publicKey}"\npolicy_changes:\n  required_signatures: 2\n`;
+    const RP = policyDigest(runningYaml);
     // The new policy replaces the approvers with the attacker's keys and signs itself.
     const mallory2 = mk("mallory2");
     const newYaml = `approvers:\n  mallory: "${mallory.publicKey}"\n  mallory2: "${mallory2.publicKey}"\npolicy_changes:\n  required_signatures: 1\nrules: []\n`;
-    const selfSigned = JSON.stringify(addPolicySignature(addPolicySignature(null, newYaml, signPolicy(newYaml, mallory.key, "mallory")), newYaml, signPolicy(newYaml, mallory2.key, "mallory2")));
+    const selfSigned = JSON.stringify(addPolicySignature(addPolicySignature(null, newYaml, signPolicy(newYaml, mallory.key, "mallory", RP), RP), newYaml, signPolicy(newYaml, mallory2.key, "mallory2", RP), RP));
     const r = readApproverSettings(runningYaml);
-    assert.deepEqual(r, { approvers: running, requiredSignatures: 2 });
+    assert.deepEqual(r, { sha256: RP, approvers: running, requiredSignatures: 2 });
     assert.throws(() => checkPolicyChange(newYaml, selfSigned, r), code("POLICY_SIGNATURES_REQUIRED"));
     assert.throws(() => checkPolicyChange(newYaml, null, r), code("POLICY_SIGNATURES_REQUIRED"));
     // Against its own approvers it would pass: which is exactly what must not be used.
     const own = readApproverSettings(newYaml);
-    assert.ok(verifyPolicySignatures(newYaml, selfSigned, own.approvers, own.requiredSignatures!).ok);
+    assert.ok(verifyPolicySignatures(newYaml, selfSigned, own.approvers, own.requiredSignatures!, RP).ok);
     // Signed by two approvers of the running policy: accepted.
-    const good = JSON.stringify(addPolicySignature(addPolicySignature(null, newYaml, signPolicy(newYaml, alice.key, "alice")), newYaml, signPolicy(newYaml, carol.key, "carol")));
+    const good = JSON.stringify(addPolicySignature(addPolicySignature(null, newYaml, signPolicy(newYaml, alice.key, "alice", RP), RP), newYaml, signPolicy(newYaml, carol.key, "carol", RP), RP));
     assert.deepEqual(checkPolicyChange(newYaml, good, r)?.valid, ["alice", "carol"]);
+    // The same signatures do not carry the change over from another running policy: an older signed
+    // policy cannot be put back later with the signatures it had (they approved a change from elsewhere).
+    const later = readApproverSettings(runningYaml + "# a later running policy\n");
+    assert.throws(() => checkPolicyChange(newYaml, good, later), (e: unknown) => e instanceof VigilError && e.code === "POLICY_SIGNATURES_REQUIRED" && /change from policy sha256/.test(e.message));
+    // A signature file of the first format (no previous_sha256) is refused with a clear reason.
+    const v1 = JSON.stringify({ policy_sha256: policyDigest(newYaml), signatures: JSON.parse(good).signatures });
+    assert.throws(() => checkPolicyChange(newYaml, v1, r), (e: unknown) => e instanceof VigilError && /first format/.test(e.message));
     // A running policy without policy_changes does not require signatures.
     assert.equal(checkPolicyChange(newYaml, null, readApproverSettings(`approvers:\n  alice: "${alice.publicKey}"\n`)), null);
   });
@@ -466,7 +475,7 @@ describe("signed policy changes", () => {
   test("readApproverSettings: list form, PEM keys, and refusals", () => {
     const pem = createPublicKey(bob.key).export({ format: "pem", type: "spki" }).toString();
     const yaml = `approvers:\n  - name: alice\n    public_key: "${alice.publicKey}"\n  - name: bob\n    public_key: |\n${pem.trim().split("\n").map((l) => "      " + l).join("\n")}\n`;
-    assert.deepEqual(readApproverSettings(yaml), { approvers: { alice: alice.publicKey, bob: bob.publicKey }, requiredSignatures: null });
+    assert.deepEqual(readApproverSettings(yaml), { sha256: policyDigest(yaml), approvers: { alice: alice.publicKey, bob: bob.publicKey }, requiredSignatures: null });
     assert.throws(() => readApproverSettings(`approvers:\n  alice: nope\n`), code("INVALID_POLICY"));
     assert.throws(() => readApproverSettings(`approvers:\n  alice: "${alice.publicKey}"\npolicy_changes:\n  required_signatures: 2\n`), code("INVALID_POLICY"));
     assert.throws(() => readApproverSettings(`approvers:\n  alice: "${alice.publicKey}"\n  alice: "${bob.publicKey}"\n`), code("INVALID_POLICY"));
@@ -493,10 +502,10 @@ describe("CLI", () => {
     const newFile = path.join(dir, "new.yaml");
     fs.writeFileSync(newFile, "rules: []\n");
     assert.throws(() => policyVerify({ policy: newFile, against: runningFile }, o.print), code("POLICY_SIGNATURES_INVALID"));
-    policySign({ policy: newFile, key: keys[0].keyFile, name: "ann" }, o.print);
+    policySign({ policy: newFile, previous: runningFile, key: keys[0].keyFile, name: "ann" }, o.print);
     assert.throws(() => policyVerify({ policy: newFile, against: runningFile }, o.print), code("POLICY_SIGNATURES_INVALID"));
-    policySign({ policy: newFile, key: keys[0].keyFile, name: "ann" }, o.print); // again: replaces, still one
-    policySign({ policy: newFile, key: keys[2].keyFile, name: "cat" }, o.print);
+    policySign({ policy: newFile, previous: runningFile, key: keys[0].keyFile, name: "ann" }, o.print); // again: replaces, still one
+    policySign({ policy: newFile, previous: runningFile, key: keys[2].keyFile, name: "cat" }, o.print);
     const v = policyVerify({ policy: newFile, against: runningFile }, o.print);
     assert.deepEqual(v, { ok: true, valid: ["ann", "cat"], problems: [] });
     assert.equal(JSON.parse(fs.readFileSync(newFile + ".sig.json", "utf8")).signatures.length, 2);

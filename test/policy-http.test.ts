@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { verifyAuditLog } from "../src/audit/log.js";
 import { approvalMessage } from "../src/policy/approvals.js";
 import { newApproverKeyPair, signApproval } from "../src/policy/approver-keys.js";
-import { addPolicySignature, signPolicy, signatureFileFor } from "../src/policy/signed-policy.js";
+import { addPolicySignature, policyDigest, signPolicy, signatureFileFor } from "../src/policy/signed-policy.js";
 import { createPrivateKey } from "node:crypto";
 import { interopKeys, lodestarSamples } from "./helpers/keys.js";
 import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
@@ -191,8 +191,10 @@ describe("policy over HTTP", () => {
       startTestServer(devnetConfig(dir), [keys[0].secret], { policyFile: loosened, apiToken: ADMIN, dataDir: path.join(dir, "data") }),
       /POLICY_SIGNATURES|signature/i,
     );
-    let sigs = addPolicySignature(null, text, signPolicy(text, createPrivateKey(approvers[1].privatePem), "bob"));
-    sigs = addPolicySignature(sigs, text, signPolicy(text, createPrivateKey(approvers[2].privatePem), "carol"));
+    // Signed as the change from the policy running now (the accepted copy in the data directory).
+    const running = policyDigest(fs.readFileSync(path.join(dir, "data", "policy.accepted.yaml")));
+    let sigs = addPolicySignature(null, text, signPolicy(text, createPrivateKey(approvers[1].privatePem), "bob", running), running);
+    sigs = addPolicySignature(sigs, text, signPolicy(text, createPrivateKey(approvers[2].privatePem), "carol", running), running);
     fs.writeFileSync(signatureFileFor(loosened), JSON.stringify(sigs));
     server = await startTestServer(devnetConfig(dir), [keys[0].secret], { policyFile: loosened, apiToken: ADMIN, dataDir: path.join(dir, "data") });
     assert.equal((await post(url(), sample("BLOCK_V2.BELLATRIX.json"), auth)).status, 200);

@@ -22,6 +22,7 @@ import { approvalId, approvalMessage, type ApprovalEntry, type ApprovalState, ty
 import { checkApproverName, loadApproverPrivateKey, publicKeyBase64, signApproval, writeApproverKeyPair } from "../policy/approver-keys.js";
 import {
   addPolicySignature,
+  policyDigest,
   parsePolicySignatureFile,
   readApproverSettings,
   signPolicy,
@@ -210,17 +211,21 @@ function readBytes(file: string, what: string): Buffer {
   }
 }
 
-/** Signs `policy` with the key file as approver `name`: creates `<policy>.sig.json` or adds to it. */
-export function policySign(opts: { policy: string; key: string; name: string }, print: Print = stdout): PolicySignatureFile {
+/**
+ * Signs the change from the running policy (`previous`: a copy of <data-dir>/policy.accepted.yaml)
+ * to `policy` with the key file as approver `name`: creates `<policy>.sig.json` or adds to it.
+ */
+export function policySign(opts: { policy: string; previous: string; key: string; name: string }, print: Print = stdout): PolicySignatureFile {
   const text = readBytes(opts.policy, "policy");
+  const previous = policyDigest(readBytes(opts.previous, "running policy"));
   const key = loadApproverPrivateKey(opts.key);
   const sigFile = signatureFileFor(opts.policy);
   let existing: PolicySignatureFile | null = null;
   if (fs.existsSync(sigFile)) existing = parsePolicySignatureFile(readBytes(sigFile, "signature file").toString("utf8"));
-  const doc = addPolicySignature(existing, text, signPolicy(text, key, opts.name));
+  const doc = addPolicySignature(existing, text, signPolicy(text, key, opts.name, previous), previous);
   writeFileAtomicSync(sigFile, JSON.stringify(doc, null, 2) + "\n", 0o644);
   print(
-    `signed ${opts.policy} (sha256 ${doc.policy_sha256}) as ${opts.name} (key ${publicKeyBase64(key)})\n` +
+    `signed the change from ${opts.previous} (sha256 ${previous}) to ${opts.policy} (sha256 ${doc.policy_sha256}) as ${opts.name} (key ${publicKeyBase64(key)})\n` +
       `${sigFile}: ${doc.signatures.length} signature${doc.signatures.length === 1 ? "" : "s"} (${doc.signatures.map((s) => s.approver).join(", ")})\n`,
   );
   return doc;
@@ -239,7 +244,7 @@ export function policyVerify(opts: { policy: string; against: string }, print: P
   if (running.requiredSignatures === null) {
     print(`${path.basename(opts.against)} does not require signed policy changes: ${opts.policy} would be accepted without signatures\n`);
     if (sigText === null || Object.keys(running.approvers).length === 0) return { ok: true, valid: [], problems: [] };
-    const v = verifyPolicySignatures(text, sigText, running.approvers, 1);
+    const v = verifyPolicySignatures(text, sigText, running.approvers, 1, running.sha256);
     print(`signatures: ${v.valid.length ? v.valid.join(", ") : "none valid"}\n`);
     for (const p of v.problems) print(`  - ${p}\n`);
     return { ok: true, valid: v.valid, problems: v.problems };
@@ -249,7 +254,7 @@ export function policyVerify(opts: { policy: string; against: string }, print: P
     print(`REFUSED ${opts.policy}\n  - ${problems[0]}\n`);
     throw new VigilError("bad_request", "POLICY_SIGNATURES_INVALID", problems[0]);
   }
-  const v = verifyPolicySignatures(text, sigText, running.approvers, running.requiredSignatures);
+  const v = verifyPolicySignatures(text, sigText, running.approvers, running.requiredSignatures, running.sha256);
   print(
     `${v.ok ? "OK" : "REFUSED"} ${opts.policy}: ${v.valid.length} of ${running.requiredSignatures} required signatures` +
       (v.valid.length ? ` (${v.valid.join(", ")})` : "") +

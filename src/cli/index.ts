@@ -291,11 +291,12 @@ program
 const policyCmd = program.command("policy").description("Signed policy changes");
 policyCmd
   .command("sign <policy>")
-  .description("Add your approver signature to <policy>.sig.json")
+  .description("Add your approver signature of the change from the running policy to <policy> to <policy>.sig.json")
+  .requiredOption("--previous <file>", "the running policy the change replaces (a copy of <data-dir>/policy.accepted.yaml)")
   .requiredOption("--key <file>", "approver private key")
   .requiredOption("--name <name>", "approver name")
   .action(function (this: Command, policy: string) {
-    return run(async () => (await import("./approvals.js")).policySign({ policy, ...(this.opts() as { key: string; name: string }) }))();
+    return run(async () => (await import("./approvals.js")).policySign({ policy, ...(this.opts() as { previous: string; key: string; name: string }) }))();
   });
 policyCmd
   .command("verify <policy>")

@@ -8,17 +8,22 @@
  * approvers of the RUNNING policy (never of the new file: a compromised host could list its own
  * key there). So a host that can edit the policy file cannot loosen the rules by itself.
  *
- * What is signed: the SHA-256 of the exact bytes of the policy file (no YAML normalisation; any
- * edit, even whitespace, needs new signatures), in the message (UTF-8, no trailing newline)
+ * What is signed: the change from the running policy to the new one, as the SHA-256 of the exact
+ * bytes of each file (no YAML normalisation; any edit, even whitespace, needs new signatures), in
+ * the message (UTF-8, no trailing newline)
  *
- *     "vigil-policy-v1\n" + <sha256 as 64 lower-case hex characters>
+ *     "vigil-policy-v2\n" + <previous sha256> + "\n" + <new sha256>   (64 lower-case hex characters each)
+ *
+ * Binding the previous policy means signatures approve one change: an older signed policy cannot
+ * be put back later with its old signatures (it was signed as a change from another policy).
+ * Signature files of the first format ("vigil-policy-v1", the new digest alone) are refused.
  *
  * The domain differs from approval messages ("vigil-approval-v1", "vigil-rejection-v1"), so no
  * signature can be reused across the two.
  *
  * Detached signature file `<policy file>.sig.json` (JSON):
  *
- *     { "policy_sha256": "<64 hex>",
+ *     { "previous_sha256": "<64 hex>", "policy_sha256": "<64 hex>",
  *       "signatures": [ { "approver": "<name>", "signature": "<base64 Ed25519 signature, 64 bytes>" }, … ] }
  *
  * `vigil policy sign` creates it or adds/replaces the signer's entry; `vigil policy verify` checks it.
@@ -28,7 +33,7 @@ import { parse as parseYaml } from "yaml";
 import { VigilError } from "../errors.js";
 import { checkApproverName, parseApproverPublicKey, publicKeyBase64, signApproval, verifyApproval } from "./approver-keys.js";
 
-export const POLICY_SIGNATURE_DOMAIN = "vigil-policy-v1";
+export const POLICY_SIGNATURE_DOMAIN = "vigil-policy-v2";
 export const SIGNATURE_FILE_SUFFIX = ".sig.json";
 
 export interface PolicySignature {
@@ -37,6 +42,8 @@ export interface PolicySignature {
 }
 
 export interface PolicySignatureFile {
+  /** The running policy this change is from. */
+  previous_sha256: string;
   policy_sha256: string;
   signatures: PolicySignature[];
 }
@@ -60,16 +67,18 @@ export function policyDigest(yamlText: string | Uint8Array): string {
   return createHash("sha256").update(bytes(yamlText)).digest("hex");
 }
 
-/** The exact bytes approvers sign for a policy of digest `sha256Hex`. */
-export function policySignatureMessage(sha256Hex: string): Buffer {
-  if (!/^[0-9a-f]{64}$/.test(sha256Hex)) throw new VigilError("bad_request", "INVALID_POLICY_DIGEST", `invalid policy digest ${JSON.stringify(sha256Hex)}`);
-  return Buffer.from(`${POLICY_SIGNATURE_DOMAIN}\n${sha256Hex}`, "utf8");
+/** The exact bytes approvers sign to approve the change from policy `previousSha256` to policy `sha256Hex`. */
+export function policySignatureMessage(previousSha256: string, sha256Hex: string): Buffer {
+  for (const d of [previousSha256, sha256Hex]) {
+    if (!/^[0-9a-f]{64}$/.test(d)) throw new VigilError("bad_request", "INVALID_POLICY_DIGEST", `invalid policy digest ${JSON.stringify(d)}`);
+  }
+  return Buffer.from(`${POLICY_SIGNATURE_DOMAIN}\n${previousSha256}\n${sha256Hex}`, "utf8");
 }
 
-/** Approver `approverName`'s signature of the policy text. */
-export function signPolicy(yamlText: string | Uint8Array, privateKey: KeyObject, approverName: string): PolicySignature {
+/** Approver `approverName`'s signature of the change from the policy of digest `previousSha256` to the policy text. */
+export function signPolicy(yamlText: string | Uint8Array, privateKey: KeyObject, approverName: string, previousSha256: string): PolicySignature {
   checkApproverName(approverName);
-  return { approver: approverName, signature: signApproval(privateKey, policySignatureMessage(policyDigest(yamlText))) };
+  return { approver: approverName, signature: signApproval(privateKey, policySignatureMessage(previousSha256, policyDigest(yamlText))) };
 }
 
 /** Parses and shape-checks a signature file (text or parsed JSON). INVALID_POLICY_SIGNATURES when malformed. */
@@ -86,22 +95,31 @@ export function parsePolicySignatureFile(json: string | unknown): PolicySignatur
   const d = doc as Partial<PolicySignatureFile> | null;
   if (!d || typeof d !== "object" || Array.isArray(d)) throw bad("not an object");
   if (typeof d.policy_sha256 !== "string" || !/^[0-9a-f]{64}$/.test(d.policy_sha256)) throw bad("policy_sha256 must be 64 lower-case hex characters");
+  if (d.previous_sha256 === undefined) throw bad("no previous_sha256: signed in the first format (vigil-policy-v1), which does not name the policy it replaces; sign again");
+  if (typeof d.previous_sha256 !== "string" || !/^[0-9a-f]{64}$/.test(d.previous_sha256)) throw bad("previous_sha256 must be 64 lower-case hex characters");
   if (!Array.isArray(d.signatures)) throw bad("signatures must be an array");
   for (const s of d.signatures) {
     if (!s || typeof s !== "object" || typeof s.approver !== "string" || typeof s.signature !== "string") {
       throw bad("each signature must be {approver: string, signature: string}");
     }
   }
-  return { policy_sha256: d.policy_sha256, signatures: d.signatures.map((s) => ({ approver: s.approver, signature: s.signature })) };
+  return { previous_sha256: d.previous_sha256, policy_sha256: d.policy_sha256, signatures: d.signatures.map((s) => ({ approver: s.approver, signature: s.signature })) };
 }
 
 /**
- * The signature file with `sig` added (replacing an earlier signature by the same approver).
- * `existing` must be for the same policy text (POLICY_SIGNATURES_STALE otherwise: the policy
- * changed since the others signed).
+ * The signature file with `sig` (made for the change from `previousSha256`) added, replacing an
+ * earlier signature by the same approver. `existing` must be for the same change
+ * (POLICY_SIGNATURES_STALE otherwise: the policy, or the one it replaces, changed since the others signed).
  */
-export function addPolicySignature(existing: PolicySignatureFile | null, yamlText: string | Uint8Array, sig: PolicySignature): PolicySignatureFile {
+export function addPolicySignature(existing: PolicySignatureFile | null, yamlText: string | Uint8Array, sig: PolicySignature, previousSha256: string): PolicySignatureFile {
   const digest = policyDigest(yamlText);
+  if (existing && existing.previous_sha256 !== previousSha256) {
+    throw new VigilError(
+      "conflict",
+      "POLICY_SIGNATURES_STALE",
+      `the existing signatures approve a change from another policy (sha256 ${existing.previous_sha256}, not ${previousSha256}); remove the signature file to start over`,
+    );
+  }
   if (existing && existing.policy_sha256 !== digest) {
     throw new VigilError(
       "conflict",
@@ -111,20 +129,22 @@ export function addPolicySignature(existing: PolicySignatureFile | null, yamlTex
     );
   }
   const others = (existing?.signatures ?? []).filter((s) => s.approver !== sig.approver);
-  return { policy_sha256: digest, signatures: [...others, { approver: sig.approver, signature: sig.signature }] };
+  return { previous_sha256: previousSha256, policy_sha256: digest, signatures: [...others, { approver: sig.approver, signature: sig.signature }] };
 }
 
 /**
  * Verifies a new policy's signatures. Only signatures by `approvers` (those of the CURRENTLY RUNNING
- * policy: name → public key, base64 raw or PEM) count, each approver once, over the digest of
- * `yamlText` itself (the file's `policy_sha256` must match it too). `required` ≥ 1. Never throws for
- * a malformed signature file: that is a problem in the answer.
+ * policy: name → public key, base64 raw or PEM) count, each approver once, over the change from
+ * the running policy (`runningSha256`) to the digest of `yamlText` itself (the file's
+ * `previous_sha256` and `policy_sha256` must match them too). `required` ≥ 1. Never throws for a
+ * malformed signature file: that is a problem in the answer.
  */
 export function verifyPolicySignatures(
   yamlText: string | Uint8Array,
   sigFileJson: string | unknown,
   approvers: Record<string, string>,
   required: number,
+  runningSha256: string,
 ): PolicyVerification {
   if (!Number.isSafeInteger(required) || required < 1) {
     throw new VigilError("bad_request", "INVALID_REQUIRED_SIGNATURES", `required signatures must be a positive integer, not ${required}`);
@@ -144,7 +164,11 @@ export function verifyPolicySignatures(
     problems.push(`the signatures are for policy sha256 ${file.policy_sha256}, but this policy is ${digest}: it was edited after signing`);
     return { ok: false, valid, problems };
   }
-  const message = policySignatureMessage(digest);
+  if (file.previous_sha256 !== runningSha256) {
+    problems.push(`the signatures approve a change from policy sha256 ${file.previous_sha256}, but the running policy is ${runningSha256}`);
+    return { ok: false, valid, problems };
+  }
+  const message = policySignatureMessage(runningSha256, digest);
   const seen = new Set<string>();
   const keysSeen = new Map<string, string>();
   for (const s of file.signatures) {
@@ -184,6 +208,8 @@ export function verifyPolicySignatures(
 
 /** The approval settings of a policy file, read without the full policy parser. */
 export interface ApproverSettings {
+  /** SHA-256 of the policy file these settings were read from (a change from it is what approvers sign). */
+  sha256: string;
   /** name → canonical public key (base64 raw 32 bytes). */
   approvers: Record<string, string>;
   /** `policy_changes.required_signatures`, or null when policy changes need no signatures. */
@@ -252,7 +278,7 @@ export function readApproverSettings(yamlText: string | Uint8Array): ApproverSet
       requiredSignatures = r === 0 ? null : r;
     }
   }
-  return { approvers, requiredSignatures };
+  return { sha256: policyDigest(yamlText), approvers, requiredSignatures };
 }
 
 /**
@@ -269,7 +295,7 @@ export function checkPolicyChange(newYamlText: string | Uint8Array, sigFileText:
       `the running policy accepts a new policy only with ${running.requiredSignatures} approver signatures, and it has no signature file (vigil policy sign)`,
     );
   }
-  const v = verifyPolicySignatures(newYamlText, sigFileText, running.approvers, running.requiredSignatures);
+  const v = verifyPolicySignatures(newYamlText, sigFileText, running.approvers, running.requiredSignatures, running.sha256);
   if (!v.ok) throw new VigilError("bad_request", "POLICY_SIGNATURES_REQUIRED", `new policy refused: ${v.problems.join("; ")}`);
   return v;
 }
