@@ -29,6 +29,9 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** What link(2) answers on a file system without hard links. */
+const NO_LINKS = new Set(["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"]);
+
 /** A unique temporary name beside `file`. */
 const tmpBeside = (file: string): string => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
 
@@ -70,11 +73,27 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, mod
  */
 export function writeFileExclusiveSync(file: string, data: string | Uint8Array, mode = 0o600, syncDir = true): void {
   const tmp = tmpBeside(file);
+  let linked = true;
   try {
     writeNewSync(tmp, data, mode);
-    fs.linkSync(tmp, file);
+    try {
+      fs.linkSync(tmp, file);
+    } catch (e) {
+      if (!NO_LINKS.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
+      linked = false;
+    }
   } finally {
     fs.rmSync(tmp, { force: true });
+  }
+  if (!linked) {
+    // A file system without hard links (FAT, exFAT, some network shares: deposit data often goes
+    // to a USB stick): the file itself, exclusive, removed again if it cannot be written whole.
+    try {
+      writeNewSync(file, data, mode);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") fs.rmSync(file, { force: true });
+      throw e;
+    }
   }
   if (syncDir) fsyncDirSync(path.dirname(file));
 }
@@ -82,18 +101,36 @@ export function writeFileExclusiveSync(file: string, data: string | Uint8Array, 
 /** The same as writeFileExclusiveSync, on the thread pool. */
 export async function writeFileExclusive(file: string, data: string | Uint8Array, mode = 0o600, syncDir = true): Promise<void> {
   const tmp = tmpBeside(file);
+  let linked = true;
   try {
-    const fh = await fsp.open(tmp, "wx", mode);
+    await writeNew(tmp, data, mode);
     try {
-      await fh.chmod(mode);
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await fsp.link(tmp, file);
+    } catch (e) {
+      if (!NO_LINKS.has((e as NodeJS.ErrnoException).code ?? "")) throw e;
+      linked = false;
     }
-    await fsp.link(tmp, file);
   } finally {
     await fsp.rm(tmp, { force: true });
   }
+  if (!linked) {
+    try {
+      await writeNew(file, data, mode);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") await fsp.rm(file, { force: true });
+      throw e;
+    }
+  }
   if (syncDir) await fsyncDir(path.dirname(file));
+}
+
+async function writeNew(file: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const fh = await fsp.open(file, "wx", mode);
+  try {
+    await fh.chmod(mode);
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -64,7 +64,8 @@ export class Signer {
     /** Called once slashing protection allowed the request (possibly while its commit runs), as signing starts; its promise must settle before the signature is returned. */
     onDecided?: () => Promise<void>,
   ): Promise<SignResult> {
-    if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
+    const generation = this.vault.generation(pubkey);
+    if (generation === undefined) throw new VigilError("not_found", "KEY_NOT_FOUND", `no key ${pubkey} is loaded`);
     const req = decodeSignRequest(body, this.network.slotsPerEpoch);
     const gvr = await this.expectedGvr(req);
     const signingRoot = computeRequestSigningRoot(req, this.network, gvr);
@@ -86,9 +87,10 @@ export class Signer {
       if (d.allowed) start();
     });
     const [signature] = await start();
-    // A key removed (Keymanager DELETE) while this request's commit was still running: its signature
-    // must not leave after the DELETE's answer. Its record stays: history of a message never signed is harmless.
-    if (!this.vault.has(pubkey)) throw new VigilError("not_found", "KEY_NOT_FOUND", `key ${pubkey} was removed`);
+    // A key removed (Keymanager DELETE) while this request's commit was still running, even if loaded
+    // again since: its signature must not leave after the DELETE's answer, whose history may lack it.
+    // Its record stays: history of a message never signed is harmless.
+    if (this.vault.generation(pubkey) !== generation) throw new VigilError("not_found", "KEY_NOT_FOUND", `key ${pubkey} was removed`);
     return { type: req.type, signingRoot, signature, summary: req.message.summary };
   }
 

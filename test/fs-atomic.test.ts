@@ -1,6 +1,7 @@
 /** writeFileAtomicSync: the file is replaced whole or not at all; writeFileExclusive: created whole, never replacing; the asked mode, no temporary file left. */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
@@ -60,4 +61,29 @@ test("writeFileExclusive(Sync): creates whole with the mode, never replaces, and
   assert.throws(() => writeFileExclusiveSync(c, 42 as unknown as string));
   await assert.rejects(writeFileExclusive(c, 42 as unknown as string));
   assert.deepEqual(fs.readdirSync(dir).sort(), ["keystore-a.json", "keystore-b.json"]);
+});
+
+test("writeFileExclusive(Sync) on a file system without hard links (link answers EPERM, as FAT does): the file is still created whole, once", async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, "d-"));
+  let refused = 0;
+  const eperm = (): never => {
+    refused++;
+    throw Object.assign(new Error("EPERM: operation not permitted, link"), { code: "EPERM" });
+  };
+  const [linkSync, link] = [fs.linkSync, fsp.link];
+  (fs as { linkSync: unknown }).linkSync = eperm;
+  (fsp as { link: unknown }).link = async () => eperm();
+  try {
+    writeFileExclusiveSync(path.join(dir, "a.json"), "first");
+    await writeFileExclusive(path.join(dir, "b.json"), "second");
+    assert.throws(() => writeFileExclusiveSync(path.join(dir, "a.json"), "other"), (e: NodeJS.ErrnoException) => e.code === "EEXIST");
+    await assert.rejects(writeFileExclusive(path.join(dir, "b.json"), "other"), (e: NodeJS.ErrnoException) => e.code === "EEXIST");
+  } finally {
+    (fs as { linkSync: unknown }).linkSync = linkSync;
+    (fsp as { link: unknown }).link = link;
+  }
+  assert.equal(fs.readFileSync(path.join(dir, "a.json"), "utf8"), "first");
+  assert.equal(fs.readFileSync(path.join(dir, "b.json"), "utf8"), "second");
+  assert.deepEqual(fs.readdirSync(dir).sort(), ["a.json", "b.json"]);
+  assert.equal(refused, 4, "every write met the refused link");
 });

@@ -214,9 +214,87 @@ describe("bad input: a clear 4xx with {code, message}, never a signature", () =>
     }
     assert.equal(status, 200);
   });
-  it("a body nested too deep, or too large for a sign request (over 1 MiB), is refused", async () => {
-    const deep = `{"type":"RANDAO_REVEAL","x":${"[".repeat(100)}${"]".repeat(100)}}`;
-    assertError(await post(url(), deep), 400, "INVALID_BODY");
+  it("a budget share comes back however the request ends: pipelined requests cut off with their bodies half sent", async () => {
+    const { port } = new URL(server.url);
+    // The first request of each connection takes 60 ms in the vault (injected delay), so the
+    // connection dies while its answer is still owed and the second request's body is half sent.
+    const vault = server.vault as unknown as { sign: (...a: unknown[]) => Promise<unknown> };
+    const realSign = vault.sign;
+    vault.sign = async (...a: unknown[]) => {
+      await new Promise((r) => setTimeout(r, 60));
+      return realSign.apply(server.vault, a);
+    };
+    const one = JSON.stringify(sample("RANDAO_REVEAL.json"));
+    const head = (len: number) => `POST /api/v1/eth2/sign/${keys[0].pubkey} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`;
+    try {
+      for (let i = 0; i < SIGN_BYTES_IN_FLIGHT / SIGN_BODY_LIMIT + 2; i++) {
+        await new Promise<void>((resolve) => {
+          const sock = net.connect(Number(port), "127.0.0.1", () => {
+            sock.write(head(Buffer.byteLength(one)) + one + head(SIGN_BODY_LIMIT) + "{");
+            setTimeout(() => {
+              sock.destroy();
+              resolve();
+            }, 5);
+          });
+          sock.on("error", () => undefined);
+        });
+      }
+      await new Promise((r) => setTimeout(r, 200)); // the owed answers are done
+    } finally {
+      vault.sign = realSign;
+    }
+    const inFlight = async (): Promise<number> => Number(/^vigil_sign_body_bytes_in_flight (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())![1]);
+    let left = -1;
+    for (let i = 0; i < 50 && left !== 0; i++) {
+      left = await inFlight();
+      if (left !== 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(left, 0, "every share of the budget came back");
+    const status = (await post(url(), sample("RANDAO_REVEAL.json"))).status;
+    assert.equal(status, 200, "no share of the budget stayed taken");
+  });
+  it("a body the handler still holds counts until the handler is done, even when its client has gone", async () => {
+    const { port } = new URL(server.url);
+    const vault = server.vault as unknown as { sign: (...a: unknown[]) => Promise<unknown> };
+    const realSign = vault.sign;
+    vault.sign = async (...a: unknown[]) => {
+      await new Promise((r) => setTimeout(r, 400));
+      return realSign.apply(server.vault, a);
+    };
+    const one = JSON.stringify(sample("RANDAO_REVEAL.json"));
+    const body = `${one.slice(0, -1)},"pad":"${"p".repeat(300_000)}"}`;
+    const inFlight = async (): Promise<number> => Number(/^vigil_sign_body_bytes_in_flight (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())![1]);
+    try {
+      for (let i = 0; i < 3; i++) {
+        await new Promise<void>((resolve) => {
+          const sock = net.connect(Number(port), "127.0.0.1", () => {
+            sock.write(`POST /api/v1/eth2/sign/${keys[0].pubkey} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+            setTimeout(() => {
+              sock.destroy();
+              resolve();
+            }, 30);
+          });
+          sock.on("error", () => undefined);
+        });
+      }
+      assert.ok((await inFlight()) >= 3 * 300_000, "the three bodies still count while their handlers run");
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(await inFlight(), 0);
+    } finally {
+      vault.sign = realSign;
+    }
+  });
+  it("a body nested too deep, or with too many values, is refused before it reaches the vault; over 1 MiB, 413", async () => {
+    // A valid request with one more top-level field, which the decoder would not look at.
+    const valid = JSON.stringify(sample("RANDAO_REVEAL.json"));
+    const withField = (x: string) => `${valid.slice(0, -1)},"x":${x}}`;
+    assert.equal((await post(url(), withField("[[1]]"))).status, 200, "an extra top-level field alone is no error");
+    const deep = await post(url(), withField(`${"[".repeat(100)}${"]".repeat(100)}`));
+    assertError(deep, 400, "INVALID_BODY");
+    assert.match(deep.json.message, /nests deeper than 32/);
+    const wide = await post(url(), withField(JSON.stringify(new Array(250_000).fill(0))));
+    assertError(wide, 400, "INVALID_BODY");
+    assert.match(wide.json.message, /more than 200000 values/);
     const big = JSON.stringify({ type: "RANDAO_REVEAL", pad: "x".repeat(SIGN_BODY_LIMIT) });
     assertError(await post(url(), big), 413, "BODY_TOO_LARGE");
   });

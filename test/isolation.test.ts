@@ -174,17 +174,15 @@ describe("hostile bodies against the real processes", () => {
     const vigil = await spawnVigil(["--network", "minimal", "--keystores", ks.dir, "--password-file", ks.passwordFile, "--data-dir", path.join(dir, "data"), "--log-level", "warn"]);
     try {
       const url = `${vigil.url}/api/v1/eth2/sign/${keys[0].pubkey}`;
-      // 10 KB of brackets: re-serializing it for the vault would overflow the stack (it took both processes down).
+      // A valid request with one more top-level field holding 10 KB of brackets: re-serializing it for
+      // the vault would overflow the stack (it took both processes down).
+      const valid = JSON.stringify(lodestarSamples().find((s) => s.file === "RANDAO_REVEAL.json")!.body);
       for (const depth of [5_000, 50_000]) {
-        const deep = `{"type":"RANDAO_REVEAL","x":${"[".repeat(depth)}${"]".repeat(depth)}}`;
-        const res = await post(url, deep);
+        const res = await post(url, `${valid.slice(0, -1)},"x":${"[".repeat(depth)}${"]".repeat(depth)}}`);
         assert.equal(res.status, 400, res.text);
         assert.equal(res.json.code, "INVALID_BODY");
+        assert.match(res.json.message, /nests deeper/);
       }
-      const wide = JSON.stringify({ type: "RANDAO_REVEAL", x: new Array(250_000).fill(0) });
-      const tooMany = await post(url, wide);
-      assert.equal(tooMany.status, 400, tooMany.text);
-      assert.equal(tooMany.json.code, "INVALID_BODY");
       const signed = await post(url, lodestarSamples().find((s) => s.file === "RANDAO_REVEAL.json")!.body);
       assert.equal(signed.status, 200, signed.text);
       assert.equal(vigil.proc.exitCode, null);

@@ -18,9 +18,9 @@ const MAINNET_GVR = "0x4b363db94e286120d76eb905340fdd4e54bfe9f06bf33ff6cf5ad27f5
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 const fails = (code: string) => (e: unknown) => e instanceof VigilError && e.code === code;
 
-function root(body: unknown, network = mainnet): string {
+function root(body: unknown, network = mainnet, nowMs?: number): string {
   const req = decodeSignRequest(body, network.slotsPerEpoch);
-  return hex(computeRequestSigningRoot(req, network, network.genesisValidatorsRoot!));
+  return hex(computeRequestSigningRoot(req, network, network.genesisValidatorsRoot!, nowMs));
 }
 
 const forkInfo = (prev: string, cur: string, epoch: string, gvr = MAINNET_GVR) => ({
@@ -79,6 +79,47 @@ describe("mainnet: the network is pinned", () => {
       () => root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x05000000", "0x06000000", "411392", "0x" + "ab".repeat(32)), voluntary_exit: recent }),
       fails("WRONG_NETWORK"),
     );
+  });
+  it("EIP-7044 applies once the chain is at Deneb: by the network's clock, or by fork_info; before, an exit is signed at its epoch's version", () => {
+    const dir = tempDir();
+    const file = path.join(dir, "config.yaml");
+    const GVR = "0x" + "ce".repeat(32);
+    const GENESIS = 1_700_000_000;
+    fs.writeFileSync(
+      file,
+      [
+        "PRESET_BASE: 'mainnet'",
+        "CONFIG_NAME: 'devnet-deneb-later'",
+        "GENESIS_FORK_VERSION: 0x10000002",
+        "ALTAIR_FORK_VERSION: 0x20000002",
+        "ALTAIR_FORK_EPOCH: 0",
+        "BELLATRIX_FORK_VERSION: 0x30000002",
+        "BELLATRIX_FORK_EPOCH: 0",
+        "CAPELLA_FORK_VERSION: 0x40000002",
+        "CAPELLA_FORK_EPOCH: 10",
+        "DENEB_FORK_VERSION: 0x50000002",
+        "DENEB_FORK_EPOCH: 100000",
+        `GENESIS_VALIDATORS_ROOT: '${GVR}'`,
+        `GENESIS_TIME: ${GENESIS}`,
+        "SECONDS_PER_SLOT: 12",
+      ].join("\n"),
+    );
+    const net = resolveNetwork(file);
+    fs.rmSync(dir, { recursive: true });
+    const epochMs = 12 * 32 * 1000;
+    const beforeDeneb = GENESIS * 1000 + 20 * epochMs;
+    const afterDeneb = GENESIS * 1000 + 100_001 * epochMs;
+    const exit = (fork: ReturnType<typeof forkInfo>) => ({ type: "VOLUNTARY_EXIT", fork_info: fork, voluntary_exit: { epoch: "5", validator_index: "9" } });
+    const capellaInfo = forkInfo("0x30000002", "0x40000002", "10", GVR);
+    const denebInfo = forkInfo("0x40000002", "0x50000002", "100000", GVR);
+    const atBellatrix = root(exit(capellaInfo), net, beforeDeneb); // epoch 5 < 10: previous_version, Bellatrix's
+    const atCapella = root(exit(capellaInfo), net, afterDeneb);
+    assert.notEqual(atBellatrix, atCapella, "before Deneb the exit's own epoch picks the version");
+    assert.equal(root(exit(denebInfo), net, beforeDeneb), atCapella, "fork_info at Deneb: the chain verifies with Capella's version");
+    assert.equal(root(exit(forkInfo("0x20000002", "0x30000002", "0", GVR)), net, afterDeneb), atCapella);
+    // On the Capella path fork_info must still hold this network's versions.
+    assert.throws(() => root(exit(forkInfo("0x40000002", "0x99999999", "100000", GVR)), net, afterDeneb), fails("WRONG_NETWORK"));
+    assert.throws(() => root({ type: "VOLUNTARY_EXIT", fork_info: forkInfo("0x90000069", "0x90000069", "0"), voluntary_exit: { epoch: "5", validator_index: "9" } }), fails("WRONG_NETWORK"));
   });
   it("refuses the deprecated BLOCK (a phase0 block) at a later fork's slot, and AGGREGATE_AND_PROOF (v1) from Electra on", () => {
     const phase0Block = structuredClone(signingVectors("web3signer-sign-examples.json").cases.find((c) => c.name.startsWith("BLOCK (DEPRECATED)"))!.request) as Record<string, any>;

@@ -14,7 +14,7 @@ const eq = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a.buffer, a.by
  * @param expectedGvr the genesis validators root requests must carry (the network's, or the one
  *   pinned in the protection database)
  */
-export function computeRequestSigningRoot(req: SignRequest, network: Network, expectedGvr: Uint8Array): Uint8Array {
+export function computeRequestSigningRoot(req: SignRequest, network: Network, expectedGvr: Uint8Array, nowMs: number = Date.now()): Uint8Array {
   const msg = req.message;
   let domain: Uint8Array;
   if (msg.epoch === "genesis") {
@@ -36,8 +36,12 @@ export function computeRequestSigningRoot(req: SignRequest, network: Network, ex
         `genesis_validators_root ${hex(info.genesisValidatorsRoot)} is not this signer's (${hex(expectedGvr)}, ${network.name})`,
       );
     }
-    let version = req.type === "VOLUNTARY_EXIT" ? exitVersion(network, info.fork.currentVersion) : null;
-    if (!version) {
+    let version = req.type === "VOLUNTARY_EXIT" ? exitVersion(network, info.fork.currentVersion, nowMs) : null;
+    if (version) {
+      for (const v of [info.fork.previousVersion, info.fork.currentVersion]) {
+        if (!isNetworkVersion(network, v)) throw badRequest("WRONG_NETWORK", `fork version ${hex(v)} is not one of ${network.name}'s fork versions`);
+      }
+    } else {
       version = forkVersionAt(info.fork, msg.epoch);
       checkForkVersion(req, network, msg.epoch, version);
     }
@@ -54,19 +58,21 @@ export function computeRequestSigningRoot(req: SignRequest, network: Network, ex
 }
 
 /**
- * EIP-7044 (Deneb's process_voluntary_exit): from Deneb on, an exit of any epoch is verified with
- * the Capella fork version, whatever fork_info says (as a network-aware Web3Signer signs it). That
- * applies when the network schedules Deneb (every public network is past it) or, on a network whose
- * schedule is not known, when fork_info's current version is Deneb's or a later fork's. Else null:
- * the exit is signed at its own epoch's version, as before Deneb.
+ * EIP-7044 (Deneb's process_voluntary_exit): once the chain is at Deneb, an exit of any epoch is
+ * verified with the Capella fork version, whatever fork_info says (as a network-aware Web3Signer
+ * signs it). The chain is at Deneb when fork_info's current version is Deneb's or a later fork's,
+ * or when the network's clock (genesis time known) has passed Deneb's scheduled epoch (every public
+ * network has). Else null: the exit is signed at its own epoch's version, as before Deneb.
  */
-function exitVersion(network: Network, currentVersion: Uint8Array): Uint8Array | null {
+function exitVersion(network: Network, currentVersion: Uint8Array, nowMs: number): Uint8Array | null {
   const capella = network.forks.find((f) => f.name === "capella");
   const deneb = network.forks.findIndex((f) => f.name === "deneb");
   if (!capella || deneb < 0) return null;
-  if (network.scheduleKnown && network.forks[deneb].epoch !== null) return capella.version;
-  const current = network.forks.findIndex((f) => eq(f.version, currentVersion));
-  return current >= deneb ? capella.version : null;
+  if (network.forks.findIndex((f) => eq(f.version, currentVersion)) >= deneb) return capella.version;
+  const denebEpoch = network.scheduleKnown ? network.forks[deneb].epoch : null;
+  if (denebEpoch === null || network.genesisTime === null) return null;
+  const epochNow = Math.floor((nowMs / 1000 - network.genesisTime) / (network.secondsPerSlot * network.slotsPerEpoch));
+  return epochNow >= 0 && BigInt(epochNow) >= denebEpoch ? capella.version : null;
 }
 
 function checkForkVersion(req: SignRequest, network: Network, epoch: bigint, version: Uint8Array): void {

@@ -20,6 +20,8 @@ export interface VaultEntry {
 interface Held {
   /** The 32-byte secret (a compact copy: a SecretKey object per key costs over 1 KB; zeroed on removal). */
   secret: Uint8Array;
+  /** Which holding of the key this is: a key removed and loaded again gets a new one. */
+  generation: number;
   source: KeySource;
   origin: string;
   path?: string;
@@ -27,6 +29,7 @@ interface Held {
 
 export class KeyVault {
   private keys = new Map<string, Held>();
+  private generations = 0;
   private pool: SignPool | null = null;
 
   /** Sign on these worker threads from now on (they get copies of the keys held). */
@@ -62,7 +65,7 @@ export class KeyVault {
         held.path = e.path;
         next.set(pubkey, held);
       } else {
-        next.set(pubkey, { secret, source, origin: e.origin, path: e.path });
+        next.set(pubkey, { secret, generation: ++this.generations, source, origin: e.origin, path: e.path });
         if (!held) added.push(pubkey);
       }
     }
@@ -81,7 +84,7 @@ export class KeyVault {
       secret.fill(0);
       return false;
     }
-    this.keys.set(pubkey, { secret, source, origin: entry.origin, path: entry.path });
+    this.keys.set(pubkey, { secret, generation: ++this.generations, source, origin: entry.origin, path: entry.path });
     this.pool?.add([{ pubkey, secret: secret.slice() }]);
     return true;
   }
@@ -127,7 +130,7 @@ export class KeyVault {
     for (const [pubkey, f] of fresh) {
       if (this.keys.has(pubkey)) f.secret.fill(0); // added meanwhile, with the same secret (the pubkey is checked)
       else {
-        this.keys.set(pubkey, { secret: f.secret, source, origin: f.entry.origin, path: f.entry.path });
+        this.keys.set(pubkey, { secret: f.secret, generation: ++this.generations, source, origin: f.entry.origin, path: f.entry.path });
         added++;
       }
     }
@@ -146,6 +149,11 @@ export class KeyVault {
 
   has(pubkey: string): boolean {
     return this.keys.has(pubkey);
+  }
+
+  /** Which holding of the key this is (undefined: not held). Removed and loaded again: another number. */
+  generation(pubkey: string): number | undefined {
+    return this.keys.get(pubkey)?.generation;
   }
 
   sourceOf(pubkey: string): KeySource | undefined {

@@ -1,4 +1,5 @@
 /** The HTTP face of Vigil: a fastify app in front of the key vault. It holds no key material. */
+import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import type { VaultApi } from "../vault/api.js";
 import { errorHandler, notFoundHandler } from "./errors.js";
@@ -27,6 +28,25 @@ export interface AppOptions {
   https?: { key: Buffer; cert: Buffer; ca?: Buffer };
 }
 
+/**
+ * Requests node's HTTP parser cannot read (malformed, headers too large, too slow): a JSON answer if
+ * nothing was written on the socket yet, then the socket is destroyed.
+ */
+function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? ["408 Request Timeout", "REQUEST_TIMEOUT", "the request did not arrive in time"]
+      : err.code === "HPE_HEADER_OVERFLOW"
+        ? ["431 Request Header Fields Too Large", "HEADERS_TOO_LARGE", "request headers too large"]
+        : ["400 Bad Request", "BAD_REQUEST", "malformed HTTP request"];
+  if (socket.writable && socket.bytesWritten === 0) {
+    const body = JSON.stringify({ code, message });
+    socket.write(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstance {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
@@ -36,14 +56,10 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
     keepAliveTimeout: 30_000,
     // Errors fastify raises before routing (a malformed URL escape …): the same {code, message} bodies.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
-    // Requests node's HTTP parser cannot read (malformed, headers too large): a JSON answer, then close.
-    clientErrorHandler: (err, socket) => {
-      const e = err as Error & { code?: string };
-      if (!socket.writable || e.code === "ECONNRESET") return socket.destroy();
-      const tooLarge = e.code === "HPE_HEADER_OVERFLOW";
-      const body = JSON.stringify(tooLarge ? { code: "HEADERS_TOO_LARGE", message: "request headers too large" } : { code: "BAD_REQUEST", message: "malformed HTTP request" });
-      socket.end(`HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    },
+    // A request (headers and body) must arrive within 60 s: a client that opens requests and never
+    // finishes them cannot hold sign-body budget or sockets for ever.
+    requestTimeout: 60_000,
+    clientErrorHandler,
     ...(opts.https
       ? { https: { ...opts.https, requestCert: !!opts.https.ca, rejectUnauthorized: false } }
       : {}),

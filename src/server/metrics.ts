@@ -50,6 +50,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly keysLoaded = new Gauge({ name: "vigil_keys_loaded", help: "Validator keys loaded", registers: [this.registry] });
+  readonly signBytesInFlight = new Gauge({
+    name: "vigil_sign_body_bytes_in_flight",
+    help: "Bytes of sign-request bodies being read or handled (declared Content-Length); at 64 MiB new sign requests get 503 VAULT_BUSY",
+    registers: [this.registry],
+  });
   readonly haActive = new Gauge({
     name: "vigil_ha_active",
     help: "1 if this instance may sign (no HA group, or it holds the group's lease), 0 if it is a standby",

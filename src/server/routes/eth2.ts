@@ -1,5 +1,5 @@
 /** The Web3Signer eth2 signing API: POST /api/v1/eth2/sign/{identifier}, GET /api/v1/eth2/publicKeys. */
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { VigilError } from "../../errors.js";
 import type { AppContext } from "../app.js";
 import { REQUEST_TYPES } from "../../eth2/request.js";
@@ -77,59 +77,104 @@ export function checkBodyShape(body: unknown): void {
 
 const KNOWN_TYPES = new Set<string>(REQUEST_TYPES);
 
+/** A sign request's share of the bytes-in-flight budget, given back exactly once. */
+interface Budget {
+  bytes: number;
+  /** The handler runs: it gives the share back when it is done with the body, not before. */
+  handling: boolean;
+  returned: boolean;
+}
+
 export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
   let bytesInFlight = 0;
+  const budgets = new WeakMap<object, Budget>();
+  const giveBack = (b: Budget | undefined): void => {
+    if (!b || b.returned) return;
+    b.returned = true;
+    bytesInFlight -= b.bytes;
+    ctx.metrics.signBytesInFlight.set(bytesInFlight);
+  };
+  const clients = new WeakMap<object, string | null>();
   app.post<{ Params: { identifier: string } }>(
     "/api/v1/eth2/sign/:identifier",
     {
       bodyLimit: SIGN_BODY_LIMIT,
       schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } },
-      // Memory: bodies waiting for the vault are bounded in bytes, not only in count (a small JSON
-      // body can take 7x its size as objects), and the check comes before a body is read.
+      // Before a body is read: only the policy's clients (when it names any) may have one read, and
+      // bodies waiting for the vault are bounded in bytes, not only in count (a small JSON body can
+      // take 7x its size as objects). A share comes back when the handler is done with the body,
+      // or, if the handler never ran (body never complete, too large, connection gone), when the
+      // request or its response closes, whichever comes first.
       onRequest: async (request, reply) => {
+        if (ctx.clientAuth) {
+          try {
+            clients.set(request, ctx.clientAuth.identify(request));
+          } catch (err) {
+            ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: err instanceof VigilError ? err.code : "ERROR" });
+            throw err;
+          }
+        }
         const declared = Number(request.headers["content-length"]);
         const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, SIGN_BODY_LIMIT) : SIGN_BODY_LIMIT;
         if (bytesInFlight + bytes > SIGN_BYTES_IN_FLIGHT) {
+          ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: "VAULT_BUSY" });
           throw new VigilError("unavailable", "VAULT_BUSY", "too many bytes of sign requests in flight; retry");
         }
         bytesInFlight += bytes;
-        reply.raw.once("close", () => (bytesInFlight -= bytes));
+        ctx.metrics.signBytesInFlight.set(bytesInFlight);
+        const budget: Budget = { bytes, handling: false, returned: false };
+        budgets.set(request, budget);
+        const early = (): void => {
+          if (!budget.handling) giveBack(budget);
+        };
+        request.raw.once("close", early);
+        reply.raw.once("close", early);
       },
     },
     async (request, reply) => {
-      const started = process.hrtime.bigint();
-      const identifier = request.params.identifier;
-      const rawType = (request.body as { type?: unknown } | null)?.type;
-      // Metric labels only from the known types: any other string would be a new time series.
-      const label = typeof rawType === "string" && KNOWN_TYPES.has(rawType) ? rawType : "INVALID";
+      const budget = budgets.get(request);
+      if (budget) budget.handling = true;
       try {
-        if (!PUBKEY.test(identifier)) {
-          throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
-        }
-        checkBodyShape(request.body);
-        const client = ctx.clientAuth ? ctx.clientAuth.identify(request) : null;
-        const result = await ctx.vault.sign(identifier.toLowerCase(), request.body, client);
-        for (const w of result.warnings ?? []) {
-          ctx.metrics.policyDecisions.inc({ rule: w.ruleId, outcome: "warned" });
-          request.log.warn({ pubkey: identifier, rule: w.ruleId }, `policy warning: ${w.message}`);
-        }
-        const signature = result.signature;
-        ctx.metrics.signRequests.inc({ type: result.type, outcome: "signed" });
-        ctx.metrics.signDuration.observe({ type: result.type }, Number(process.hrtime.bigint() - started) / 1e9);
-        if (request.log.level === "debug" || request.log.level === "trace") request.log.debug({ pubkey: identifier, summary: result.summary }, "signed");
-        if (wantsText(request.headers.accept)) return reply.type("text/plain; charset=utf-8").send(signature);
-        return reply.type("application/json").send({ signature });
-      } catch (err) {
-        ctx.metrics.signRequests.inc({ type: label, outcome: err instanceof VigilError ? err.code : "ERROR" });
-        const rule = err instanceof VigilError ? (err.details?.rule_id as string | undefined) : undefined;
-        if (rule) ctx.metrics.policyDecisions.inc({ rule, outcome: (err as VigilError).code === "APPROVAL_REQUIRED" ? "approval_required" : "refused" });
-        if (err instanceof VigilError && err.kind === "slashing") {
-          request.log.warn({ pubkey: identifier, rule: err.code }, `refused by slashing protection: ${err.message}`);
-        }
-        throw err;
+        return await sign(request, reply);
+      } finally {
+        giveBack(budget);
       }
     },
   );
+
+  async function sign(request: FastifyRequest<{ Params: { identifier: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+    const started = process.hrtime.bigint();
+    const identifier = request.params.identifier;
+    const rawType = (request.body as { type?: unknown } | null)?.type;
+    // Metric labels only from the known types: any other string would be a new time series.
+    const label = typeof rawType === "string" && KNOWN_TYPES.has(rawType) ? rawType : "INVALID";
+    try {
+      if (!PUBKEY.test(identifier)) {
+        throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
+      }
+      checkBodyShape(request.body);
+      const client = clients.get(request) ?? null;
+      const result = await ctx.vault.sign(identifier.toLowerCase(), request.body, client);
+      for (const w of result.warnings ?? []) {
+        ctx.metrics.policyDecisions.inc({ rule: w.ruleId, outcome: "warned" });
+        request.log.warn({ pubkey: identifier, rule: w.ruleId }, `policy warning: ${w.message}`);
+      }
+      const signature = result.signature;
+      ctx.metrics.signRequests.inc({ type: result.type, outcome: "signed" });
+      ctx.metrics.signDuration.observe({ type: result.type }, Number(process.hrtime.bigint() - started) / 1e9);
+      if (request.log.level === "debug" || request.log.level === "trace") request.log.debug({ pubkey: identifier, summary: result.summary }, "signed");
+      if (wantsText(request.headers.accept)) return reply.type("text/plain; charset=utf-8").send(signature);
+      return reply.type("application/json").send({ signature });
+    } catch (err) {
+      ctx.metrics.signRequests.inc({ type: label, outcome: err instanceof VigilError ? err.code : "ERROR" });
+      const rule = err instanceof VigilError ? (err.details?.rule_id as string | undefined) : undefined;
+      if (rule) ctx.metrics.policyDecisions.inc({ rule, outcome: (err as VigilError).code === "APPROVAL_REQUIRED" ? "approval_required" : "refused" });
+      if (err instanceof VigilError && err.kind === "slashing") {
+        request.log.warn({ pubkey: identifier, rule: err.code }, `refused by slashing protection: ${err.message}`);
+      }
+      throw err;
+    }
+  }
 
   app.get("/api/v1/eth2/publicKeys", async (request) => {
     if (ctx.clientAuth) ctx.clientAuth.identify(request); // the key list is for the policy's clients too
