@@ -50,10 +50,18 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly keysLoaded = new Gauge({ name: "vigil_keys_loaded", help: "Validator keys loaded", registers: [this.registry] });
-  readonly signBytesInFlight = new Gauge({
+  /** Run before each scrape: gauges whose value is kept elsewhere, set then rather than on every change. */
+  private readonly scrapeHooks: (() => void)[] = [];
+  onScrape(fn: () => void): void {
+    this.scrapeHooks.push(fn);
+  }
+  readonly signBytesInFlight: Gauge = new Gauge({
     name: "vigil_sign_body_bytes_in_flight",
     help: "Bytes of sign-request bodies being read or handled (declared Content-Length); at 64 MiB new sign requests get 503 VAULT_BUSY",
     registers: [this.registry],
+    collect: () => {
+      for (const f of this.scrapeHooks) f();
+    },
   });
   readonly haActive = new Gauge({
     name: "vigil_ha_active",

@@ -92,8 +92,8 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
     if (!b || b.returned) return;
     b.returned = true;
     bytesInFlight -= b.bytes;
-    ctx.metrics.signBytesInFlight.set(bytesInFlight);
   };
+  ctx.metrics.onScrape(() => ctx.metrics.signBytesInFlight.set(bytesInFlight));
   const clients = new WeakMap<object, string | null>();
   app.post<{ Params: { identifier: string } }>(
     "/api/v1/eth2/sign/:identifier",
@@ -105,23 +105,23 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
       // take 7x its size as objects). A share comes back when the handler is done with the body,
       // or, if the handler never ran (body never complete, too large, connection gone), when the
       // request or its response closes, whichever comes first.
-      onRequest: async (request, reply) => {
+      // A callback hook, not an async one: no promise per request on this path.
+      onRequest: (request, reply, done) => {
         if (ctx.clientAuth) {
           try {
             clients.set(request, ctx.clientAuth.identify(request));
           } catch (err) {
             ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: err instanceof VigilError ? err.code : "ERROR" });
-            throw err;
+            return done(err as Error);
           }
         }
         const declared = Number(request.headers["content-length"]);
         const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, SIGN_BODY_LIMIT) : SIGN_BODY_LIMIT;
         if (bytesInFlight + bytes > SIGN_BYTES_IN_FLIGHT) {
           ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: "VAULT_BUSY" });
-          throw new VigilError("unavailable", "VAULT_BUSY", "too many bytes of sign requests in flight; retry");
+          return done(new VigilError("unavailable", "VAULT_BUSY", "too many bytes of sign requests in flight; retry"));
         }
         bytesInFlight += bytes;
-        ctx.metrics.signBytesInFlight.set(bytesInFlight);
         const budget: Budget = { bytes, handling: false, returned: false };
         budgets.set(request, budget);
         const early = (): void => {
@@ -129,6 +129,7 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
         };
         request.raw.once("close", early);
         reply.raw.once("close", early);
+        done();
       },
     },
     async (request, reply) => {
