@@ -69,7 +69,9 @@ export function writeFileAtomicSync(file: string, data: string | Uint8Array, mod
  * Create `file`, never replacing one, durably and whole: a temporary file beside it (with `mode`)
  * is written and fsynced, then linked to its name (EEXIST if the name is taken) and unlinked; then
  * the directory is fsynced unless `syncDir` is false (the caller syncs it once for many files). A
- * crash leaves no file or the whole file under that name, never a torn one.
+ * crash leaves no file or the whole file under that name, never a torn one — except on a file
+ * system without hard links (FAT, exFAT), where the file is created under its name directly
+ * (exclusively, and removed if the write fails, but a crash mid-write can leave it torn).
  */
 export function writeFileExclusiveSync(file: string, data: string | Uint8Array, mode = 0o600, syncDir = true): void {
   const tmp = tmpBeside(file);

@@ -338,9 +338,14 @@ describe("approval queue", () => {
     // One approver's record twice: still one approval (quorum 2 not met).
     edit((e) => e.approvals.push({ ...e.approvals[0] }));
     assert.throws(() => ApprovalQueue.open(dir), code("CORRUPT_APPROVALS"));
-    // Times ahead of the clock, or a quorum before the entry existed.
-    edit((e) => (e.created = new Date(now + 86400_000).toISOString()));
+    // A quorum before the entry existed.
+    edit((e) => (e.approved_at = new Date(now - 86400_000).toISOString()));
     assert.throws(() => ApprovalQueue.open(dir), code("CORRUPT_APPROVALS"));
+    // Times ahead of this clock (it stepped back, or the file was edited): the file opens, the entry counts as expired.
+    edit((e) => (e.created = new Date(now + 86400_000).toISOString()));
+    const ahead = ApprovalQueue.open(dir, { pendingTtlSeconds: 3600 });
+    assert.equal(ahead.get(id)!.status, "expired");
+    assert.equal(ahead.request(facts({ expirySeconds: 60 }), Date.now()).status, "pending", "the request opens a new entry");
     // A window written far ahead is recomputed from the entry's times on open.
     edit((e) => (e.expires_at = new Date(now + 365 * 86400_000).toISOString()));
     const reopened = ApprovalQueue.open(dir, { pendingTtlSeconds: 3600 });

@@ -285,7 +285,7 @@ interface ApprovalsFile {
 /** A clock a little ahead of this one: times in the file later than this were not written by this clock. */
 const SKEW_MS = 10 * 60 * 1000;
 
-function parseFile(file: string, text: string, now: number): Map<string, ApprovalEntry> {
+function parseFile(file: string, text: string): Map<string, ApprovalEntry> {
   const corrupt = (why: string): VigilError =>
     new VigilError("unavailable", "CORRUPT_APPROVALS", `approvals file ${file} is damaged (${why}); move it away to start with an empty queue`);
   let doc: ApprovalsFile;
@@ -321,11 +321,12 @@ function parseFile(file: string, text: string, now: number): Map<string, Approva
     }
     if (expected !== e.id) throw corrupt(`entry ${e.id} does not match its pubkey, signing root, rule and nonce`);
     if (map.has(e.id)) throw corrupt(`entry ${e.id} appears twice`);
-    // Times decide windows: none may lie ahead of this clock, nor the quorum before the entry.
+    // Times decide windows: the quorum cannot come before the entry (times ahead of this clock, after
+    // it stepped back, are handled on open: such entries count as expired).
     const created = ms(e.created);
     const approvedAt = e.approved_at === null ? null : ms(e.approved_at);
-    if (!Number.isFinite(created) || created > now + SKEW_MS || (approvedAt !== null && (!Number.isFinite(approvedAt) || approvedAt < created || approvedAt > now + SKEW_MS))) {
-      throw corrupt(`entry ${e.id} has times in the future or out of order`);
+    if (!Number.isFinite(created) || (approvedAt !== null && (!Number.isFinite(approvedAt) || approvedAt < created))) {
+      throw corrupt(`entry ${e.id} has invalid or out-of-order times`);
     }
     for (const records of [e.approvals, e.rejections]) {
       const names = new Set(records.map((r) => r?.approver));
@@ -384,9 +385,17 @@ export class ApprovalQueue {
       }
     }
     const now = Date.now();
-    const queue = new ApprovalQueue(file, text === null ? new Map() : parseFile(file, text, now), opts);
-    // Windows are derived, not read: recompute each live entry's from its times and this queue's TTL.
-    for (const e of queue.entries.values()) if (e.status === "pending" || e.status === "approved") queue.settle(e, now);
+    const queue = new ApprovalQueue(file, text === null ? new Map() : parseFile(file, text), opts);
+    for (const e of queue.entries.values()) {
+      if (e.status !== "pending" && e.status !== "approved") continue; // rejected stays rejected
+      if (ms(e.created) > now + SKEW_MS || (e.approved_at !== null && ms(e.approved_at) > now + SKEW_MS)) {
+        // Written by a clock ahead of this one (it stepped back, or the file was edited): a window
+        // counted from such a time would be too long, so the entry counts as expired; the request
+        // opens a new one.
+        e.status = "expired";
+        e.expires_at = iso(now);
+      } else queue.settle(e, now); // windows are derived, not read: recomputed from the times and this queue's TTL
+    }
     return queue;
   }
 
