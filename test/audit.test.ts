@@ -556,6 +556,12 @@ describe("vigil audit verify | head | tail", () => {
       assert.equal(process.exitCode, 1);
       assert.match(bad.text, /NOT OK, 1 problem \(4 entries\)\n {2}line 2: entry 1 missing before this line: a line was deleted\n/);
       await assert.rejects(auditVerify({ dataDir: dir, out: bad, anchor: "nope" }), isVigil("bad_request", "INVALID_ANCHOR"));
+      // Nothing to verify (a mistyped --data-dir, or the log deleted with its anchor) is not OK.
+      process.exitCode = 0;
+      const empty = new Collect();
+      assert.equal(await auditVerify({ dataDir: freshDir(), out: empty }), false);
+      assert.equal(process.exitCode, 1);
+      assert.match(empty.text, /NOT OK, no audit log and no anchor/);
     } finally {
       process.exitCode = saved;
     }

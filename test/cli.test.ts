@@ -185,6 +185,12 @@ test("slashing import of malformed files: exit 1, a clear message, no stack trac
     const r = await runVigil(["slashing", "export", fresh("out.json"), "--data-dir", fresh("data")]);
     assertFailed(r, /NO_DATABASE/);
   });
+  await t.test("a watermark on a data dir without a database (a mistyped path) creates none", async () => {
+    const dir = fresh("typo");
+    const r = await runVigil(["slashing", "watermark", "--high", "--epoch", "5", "--data-dir", dir]);
+    assertFailed(r, /NO_DATABASE/);
+    assert.equal(fs.existsSync(path.join(dir, "slashing-protection.sqlite")), false);
+  });
 });
 
 test("vigil start with bad options: exit 1 with a clear message, nothing created", { timeout: 60_000 }, async (t) => {

@@ -33,6 +33,8 @@ import { exited, killVigils, runVigil, spawnVigil, stopVigil, writeKeystores, ty
 import { interopKeys, sampleRequestsDir } from "./helpers/keys.js";
 import { PG_URL, PgScratch } from "./helpers/pg.js";
 import { PgServer } from "./helpers/pg-server.js";
+import pg from "pg";
+import { Lease } from "../src/ha/lease.js";
 import { tempDir } from "./helpers/server.js";
 import { describeViolations, findSlashable } from "./helpers/slashable.js";
 
@@ -1019,4 +1021,27 @@ test("moving validators from group A to group B: high watermark retires A, expor
   const inA = recordKeys(histA);
   for (const m of [...refusedByA, ...onward]) assert.ok(!inA.has(recordKey(m)), `A recorded ${describe(m)} after its retirement`);
   t.diagnostic(`A: ${tally(results.filter((r) => r.inst === "move-a"))}; B: ${tally(results.filter((r) => r.inst === "move-b"))}; ${Date.now() - started} ms`);
+});
+
+test("a short lease (--ha-lease-ms 1000) is renewed often enough that its lone holder never drops to standby", async () => {
+  const schema = scratch.schema();
+  await scratch.admin().query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+  const pool = new pg.Pool({ connectionString: PG_URL, max: 2 });
+  const lease = new Lease(pool, { group: "short", ttlMs: 1000, schema });
+  try {
+    assert.ok(lease.renewMs <= 250, `renewed every ${lease.renewMs} ms`);
+    await lease.start();
+    let standby = 0;
+    let samples = 0;
+    const until = Date.now() + 3000;
+    while (Date.now() < until) {
+      samples++;
+      if (lease.role !== "active") standby++;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(standby, 0, `standby in ${standby} of ${samples} samples`);
+  } finally {
+    await lease.stop();
+    await pool.end();
+  }
 });

@@ -192,6 +192,10 @@ describe("network definitions", () => {
         "GENESIS_VALIDATORS_ROOT: '0x" + "cd".repeat(32) + "'",
       ].join("\n"),
     );
+    // Unquoted, YAML reads the root as a number: it is taken as the same 32 bytes, leading zeros included.
+    const unquoted = path.join(dir, "unquoted.yaml");
+    fs.writeFileSync(unquoted, fs.readFileSync(file, "utf8").replace("'0x" + "cd".repeat(32) + "'", "0x00" + "cd".repeat(31)));
+    assert.equal(hex(resolveNetwork(unquoted).genesisValidatorsRoot!), "0x00" + "cd".repeat(31));
     const n = resolveNetwork(file);
     assert.equal(n.name, "devnet-7");
     assert.equal(n.preset, "minimal");

@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Writable } from "node:stream";
 import { AUDIT_LOG_FILE, formatEntry, parseAnchor, parseLine, readLastLines, verifyAuditLog } from "../audit/log.js";
 import { VigilError } from "../errors.js";
+import { AUDIT_HEAD_FILE } from "../config/files.js";
 
 export interface AuditFlags {
   dataDir: string;
@@ -30,6 +31,12 @@ function formatLine(text: string): string {
 export async function auditVerify(flags: AuditFlags & { anchor?: string }): Promise<boolean> {
   const expect = flags.anchor !== undefined ? parseAnchor(flags.anchor) : undefined;
   const file = path.join(flags.dataDir, AUDIT_LOG_FILE);
+  if (!fs.existsSync(file) && !fs.existsSync(path.join(flags.dataDir, AUDIT_HEAD_FILE))) {
+    // Nothing to verify is not a verified log: a wrong --data-dir, or a log deleted with its anchor.
+    write(flags.out, `${file}: NOT OK, no audit log and no anchor in ${flags.dataDir}\n`);
+    process.exitCode = 1;
+    return false;
+  }
   const r = await verifyAuditLog(flags.dataDir, { expect });
   const lines: string[] = [];
   if (r.ok) {

@@ -52,9 +52,16 @@ export async function importCommand(file: string, flags: StoreFlags & { network?
   }
 }
 
-export async function exportCommand(file: string, flags: StoreFlags & { pubkey?: string[] }): Promise<void> {
+/** Commands that change or read a history refuse a data directory without one (a mistyped path would start an empty one). */
+function requireDatabase(flags: StoreFlags): void {
   const dbFile = path.join(flags.dataDir, DB_FILE);
-  if (!flags.dbUrl && !fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
+  if (!flags.dbUrl && !fs.existsSync(dbFile)) {
+    throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile} (start Vigil or import a history there first)`);
+  }
+}
+
+export async function exportCommand(file: string, flags: StoreFlags & { pubkey?: string[] }): Promise<void> {
+  requireDatabase(flags);
   const store = await open(flags);
   try {
     const out = new InterchangeFileWriter(file);
@@ -81,6 +88,7 @@ export async function watermarkCommand(
 ): Promise<void> {
   if (!!flags.low === !!flags.high) throw new VigilError("bad_request", "INVALID_OPTIONS", "give exactly one of --low or --high");
   const kind = flags.low ? "low" : "high";
+  requireDatabase(flags);
   const store = await open(flags);
   try {
     const targets = flags.pubkey?.length ? flags.pubkey.map((p) => p.toLowerCase()) : [undefined];
@@ -101,8 +109,7 @@ export async function watermarkCommand(
  * still refuses everything the deleted records refused (src/slashing/rules.ts prunePlan).
  */
 export async function pruneCommand(flags: StoreFlags & { keepEpochs: number; pubkey?: string[] }): Promise<void> {
-  const dbFile = path.join(flags.dataDir, DB_FILE);
-  if (!flags.dbUrl && !fs.existsSync(dbFile)) throw new VigilError("not_found", "NO_DATABASE", `no protection database at ${dbFile}`);
+  requireDatabase(flags);
   const { SLOTS_PER_EPOCH } = await import("@lodestar/params");
   const store = await open(flags);
   try {

@@ -94,6 +94,11 @@ export async function start(opts: StartOptions): Promise<void> {
   ];
   if (status.role !== "single") lines.push(`  HA group ${opts.haGroup}: ${status.role.toUpperCase()}${status.fence !== null ? ` (fence ${status.fence})` : ""}`);
   if (status.locked) lines.push("  LOCKED: waiting for the key store passphrase; signing answers 503 until then");
+  if (!isLoopback(opts.host) && !clientAuth) {
+    const why = `listening on ${opts.host}, beyond loopback, and the signing API has no client authentication: anyone who reaches the port can ask for signatures (name clients in the policy: bearer tokens or TLS client certificates; see vigil doctor)`;
+    log.warn(why);
+    lines.push(`  WARNING: ${why}`);
+  }
   if (dev) {
     lines.push(
       "Next steps:",
@@ -103,4 +108,9 @@ export async function start(opts: StartOptions): Promise<void> {
     );
   }
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** 127.0.0.0/8, ::1 or localhost. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

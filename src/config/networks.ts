@@ -175,6 +175,10 @@ export function networkFromConfigFile(file: string): Network {
   }
   // YAML with intAsBigInt gives bigint for numbers: versions written without quotes become bigints.
   for (const [k, v] of Object.entries(cfg)) if (typeof v === "bigint" && k.endsWith("_VERSION")) cfg[k] = Number(v);
+  // An unquoted 0x… root is read as a number too: back to its 32 bytes of hex.
+  if (typeof cfg.GENESIS_VALIDATORS_ROOT === "bigint" && cfg.GENESIS_VALIDATORS_ROOT < 2n ** 256n) {
+    cfg.GENESIS_VALIDATORS_ROOT = "0x" + cfg.GENESIS_VALIDATORS_ROOT.toString(16).padStart(64, "0");
+  }
   const preset = presetOf(cfg, file);
   const forks = scheduleFrom(cfg, file, true);
   const gvr = cfg.GENESIS_VALIDATORS_ROOT;

@@ -46,7 +46,8 @@ export class Lease {
   ) {
     this.instanceId = opts.instanceId ?? randomUUID();
     this.ttlMs = opts.ttlMs ?? 4000;
-    this.renewMs = opts.renewMs ?? 1000;
+    // At least four renewals per lease: the holder counts its lease valid for 0.8 of the ttl only.
+    this.renewMs = opts.renewMs ?? Math.min(1000, Math.floor(this.ttlMs / 4));
     this.table = `${ident(opts.schema ?? "public")}.vigil_ha_lease`;
   }
 
