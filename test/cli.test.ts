@@ -209,6 +209,15 @@ test("vigil start with bad options: exit 1 with a clear message, nothing created
       assert.equal(fs.existsSync(dataDir), false, "the data dir was not created");
     });
   }
+  await t.test("a policy file that does not exist, a data dir that is a file: named, no internal error", async () => {
+    const missing = await runVigil(["start", "--network", "minimal", "--data-dir", fresh("data"), "--host", "127.0.0.1", "--port", "0", "--policy", path.join(tmp, "no-such-policy.yaml")]);
+    assertFailed(missing, /POLICY_UNREADABLE: cannot read the policy .*no-such-policy\.yaml/);
+    assert.doesNotMatch(missing.stderr, /INTERNAL_ERROR/);
+    const file = fresh("a-file");
+    fs.writeFileSync(file, "");
+    const notDir = await runVigil(["start", "--network", "minimal", "--data-dir", file, "--host", "127.0.0.1", "--port", "0"]);
+    assertFailed(notDir, /DATA_DIR_UNUSABLE: cannot use .*a-file as the data directory/);
+  });
   await t.test("an unknown flag", async () => {
     const r = await runVigil(["start", "--data-dir", fresh("data"), "--bogus"]);
     assert.equal(r.code, 1);

@@ -22,7 +22,8 @@ const program = new Command()
 /** The options of `start`, shared by `doctor`. */
 function startOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option("--network <name|path>", `mainnet, hoodi, sepolia, holesky, minimal, or a config.yaml (default ${DEFAULTS.network})`).env(ENV.network))
+    // VIGIL_NETWORK (like every VIGIL_* variable) is read by the options resolver, which skips empty values.
+    .option("--network <name|path>", `mainnet, hoodi, sepolia, holesky, minimal, or a config.yaml (default ${DEFAULTS.network}; env ${ENV.network})`)
   .option("--keystores <dir>", "directory of EIP-2335 keystores (*.json)")
   .option("--passwords <dir>", "directory with one <keystore-basename>.txt password file per keystore")
   .option("--password-file <file>", "one password for every keystore")
@@ -46,7 +47,6 @@ function startOptions(cmd: Command): Command {
 
 startOptions(program.command("start").description("Run the signer")).action(async (flags) => {
     try {
-      // commander's .env() already merged VIGIL_NETWORK; the resolver applies the documented precedence.
       const opts = resolveStartOptions(flags);
       choosePreset(opts.network);
       const { start } = await import("./start.js");
@@ -184,7 +184,8 @@ const slashing = program.command("slashing").description("EIP-3076 slashing-prot
 function storeOptions(cmd: Command): Command {
   return cmd
     .option("--data-dir <dir>", "data directory", process.env[ENV.dataDir] ?? DEFAULTS.dataDir)
-    .option("--db-url <url>", "PostgreSQL protection database instead of the data dir's SQLite file", process.env[ENV.dbUrl])
+    // From the environment without a commander default: a default is printed in --help (a password in the URL with it).
+    .addOption(new Option("--db-url <url>", "PostgreSQL protection database instead of the data dir's SQLite file").env(ENV.dbUrl))
     .option("--db-schema <name>", "PostgreSQL schema (default public)", process.env[ENV.dbSchema]);
 }
 

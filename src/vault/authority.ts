@@ -35,7 +35,12 @@ export function loadPolicy(dataDir: string, file?: string): { policy: Policy; so
     if (accepted !== null) return { policy: parsePolicy(accepted, acceptedPath), source: `${acceptedPath} (accepted earlier)` };
     return { policy: defaultPolicy(), source: "built-in default" };
   }
-  const text = fs.readFileSync(file, "utf8");
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (e) {
+    throw new VigilError("bad_request", "POLICY_UNREADABLE", `cannot read the policy ${file}: ${(e as Error).message}`);
+  }
   const policy = parsePolicy(text, file);
   if (accepted !== null && accepted !== text) {
     const sigFile = signatureFileFor(file);

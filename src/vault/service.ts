@@ -94,7 +94,11 @@ export class VaultService implements VaultApi {
   /** Open the protection database, bind it to the network, load the configured keys. */
   static async open(config: VaultConfig, log: Logger = silent): Promise<VaultService> {
     const network = resolveNetwork(config.network);
-    fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    try {
+      fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new VigilError("bad_request", "DATA_DIR_UNUSABLE", `cannot use ${config.dataDir} as the data directory: ${(e as Error).message}`);
+    }
     if (config.haGroup && !config.dbUrl) {
       throw new VigilError("bad_request", "HA_NEEDS_POSTGRES", "--ha-group needs --db-url: the lease lives in the shared PostgreSQL database");
     }
