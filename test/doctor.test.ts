@@ -64,7 +64,8 @@ function deployment(): Deployment {
   write(path.join(keystores, "keystore-m_12381_3600_1_0_0-1.json"), "{}");
   const secrets = mkdir(path.join(root, "secrets"));
   const passwordFile = write(path.join(secrets, "password.txt"), "hunter2\n");
-  const opts: DoctorOptions = { network: "mainnet", keystores, passwordFile, dataDir, host: "127.0.0.1", port: 9000, logLevel: "info" };
+  // With keys.vigil in the data dir, start needs --unlock.
+  const opts: DoctorOptions = { network: "mainnet", keystores, passwordFile, dataDir, host: "127.0.0.1", port: 9000, logLevel: "info", unlock: "prompt" };
   return { root, dataDir, keystores, passwordFile, opts };
 }
 
@@ -268,6 +269,11 @@ test("non-loopback host without TLS → listen-address error; with TLS or on loo
     assert.match(f.fix!, /TLS with client authentication/);
   }
   expectFinding(await runDoctor({ ...d.opts, host: "0.0.0.0", tls: true }, IO), "listen-address", "ok");
+  // A policy naming clients: over TLS ok; without TLS a warning (tokens in clear); --tls-cert alone (no clients) is no authentication.
+  const policy = write(path.join(d.root, "policy.yaml"), `version: 1\nclients:\n  lodestar: { token_sha256: "${"ab".repeat(32)}" }\nrules:\n  - { id: all, match: {}, action: allow }\n`);
+  expectFinding(await runDoctor({ ...d.opts, host: "0.0.0.0", policy, tlsCert: "c.pem", tlsKey: "k.pem" }, IO), "listen-address", "ok");
+  expectFinding(await runDoctor({ ...d.opts, host: "0.0.0.0", policy }, IO), "listen-address", "warn", "--tls-cert");
+  expectFinding(await runDoctor({ ...d.opts, host: "0.0.0.0", tlsCert: "c.pem", tlsKey: "k.pem" }, IO), "listen-address", "error");
   for (const h of ["127.0.0.1", "127.3.2.1", "::1", "[::1]", "localhost", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]) assert.equal(isLoopback(h), true, h);
   for (const h of ["0.0.0.0", "::", "128.0.0.1", "10.0.0.1", "127.0.0.256", "localhost.example.com", "::2"]) assert.equal(isLoopback(h), false, h);
 });
@@ -275,13 +281,18 @@ test("non-loopback host without TLS → listen-address error; with TLS or on loo
 test("DEV keys with mainnet → dev-keys-public-network warn; on minimal → ok", async () => {
   const d = deployment();
   mkdir(path.join(d.dataDir, DEV_DIR));
-  const devOpts: DoctorOptions = { ...d.opts, keystores: undefined, passwordFile: undefined };
+  fs.rmSync(path.join(d.dataDir, "keys.vigil")); // DEV keys are made only without a sealed store and --unlock
+  const devOpts: DoctorOptions = { ...d.opts, keystores: undefined, passwordFile: undefined, unlock: undefined };
   const f = expectFinding(await runDoctor(devOpts, IO), "dev-keys-public-network", "warn", "--keystores");
   assert.match(f.message, /DEV keys in use/);
   expectFinding(await runDoctor({ ...devOpts, network: "hoodi" }, IO), "dev-keys-public-network", "warn");
   expectFinding(await runDoctor({ ...devOpts, network: "minimal" }, IO), "dev-keys-public-network", "ok");
-  // With --keystores the DEV dir left behind is not in use.
+  // With --keystores the DEV dir left behind is not in use; with --unlock none are made.
   assert.equal((await runDoctor(d.opts, IO)).some((x) => x.id === "dev-keys-public-network"), false);
+  assert.equal((await runDoctor({ ...devOpts, unlock: "prompt" }, IO)).some((x) => x.id === "dev-keys-public-network"), false);
+  // A sealed key store without --unlock: start would refuse.
+  write(path.join(d.dataDir, "keys.vigil"), "{}", 0o600);
+  expectFinding(await runDoctor(devOpts, IO), "unlock-required", "error", "--unlock");
 });
 
 test("--unlock file: passphrase file 0644 → unlock-file-permissions error; 0600 → ok; bad spec → error", async () => {
@@ -465,7 +476,7 @@ test("doctorCommand resolves flags, prints the report, exit status 1 on an error
   assert.match(bad.stdout, /^ok    unlock: /m, "--unlock is passed through");
   assert.match(bad.stdout, /\d+ errors?, \d+ warnings?, \d+ ok\n$/);
 
-  const good = runDoctorCommand({ dataDir: d.dataDir, keystores: d.keystores, passwordFile: d.passwordFile, host: "0.0.0.0", tls: true });
+  const good = runDoctorCommand({ dataDir: d.dataDir, keystores: d.keystores, passwordFile: d.passwordFile, host: "0.0.0.0", tls: true, unlock: "prompt" });
   // Error-free, unless this machine keeps its temp dir on tmpfs.
   const onTmpfs = /^ERROR data-dir-filesystem/m.test(good.stdout);
   assert.equal(good.status, onTmpfs ? 1 : 0, good.stdout + good.stderr);

@@ -10,7 +10,9 @@ import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { ACCEPTED_POLICY_FILE, API_TOKEN_FILE, APPROVALS_FILE, AUDIT_HEAD_FILE, AUDIT_LOG_FILE, DB_FILE, KEY_STORE_FILE } from "../config/files.js";
-import { resolveStartOptions, type StartOptions } from "../config/options.js";
+import { isLoopback, resolveStartOptions, type StartOptions } from "../config/options.js";
+export { isLoopback };
+import { parsePolicy } from "../policy/policy.js";
 import { EIP2335_SCRYPT, scryptAreaTime, scryptMemory, STORE_SCRYPT, type ScryptParams } from "../keys/scrypt-cost.js";
 
 export { API_TOKEN_FILE, DB_FILE, KEY_STORE_FILE };
@@ -553,7 +555,16 @@ function checkUnlock(opts: DoctorOptions, out: Finding[]): void {
 }
 
 function checkDevKeys(opts: DoctorOptions, dataDir: string, out: Finding[]): void {
-  if (opts.keystores) return;
+  if (!opts.unlock && fs.existsSync(path.join(dataDir, KEY_STORE_FILE))) {
+    out.push({
+      level: "error",
+      id: "unlock-required",
+      message: `${path.join(dataDir, KEY_STORE_FILE)} holds sealed keys and no --unlock is given: vigil start refuses to start`,
+      fix: "add --unlock prompt (or stdin, file:<path>, env:<VAR>)",
+    });
+    return;
+  }
+  if (opts.keystores || opts.unlock) return; // DEV keys are made only with neither
   const devDir = path.join(dataDir, DEV_DIR);
   const exists = !!statOrNull(devDir)?.isDirectory();
   const what = exists ? `DEV keys in use (${devDir})` : "no --keystores: the first start generates DEV keys";
@@ -569,21 +580,38 @@ function checkDevKeys(opts: DoctorOptions, dataDir: string, out: Finding[]): voi
   }
 }
 
-/** 127.0.0.0/8, ::1, localhost (and IPv4-mapped loopback). */
-export function isLoopback(host: string): boolean {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
-  if (h === "localhost" || h.endsWith(".localhost")) return true;
-  if (h.startsWith("::ffff:")) h = h.slice(7);
-  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return h.split(".").every((p) => Number(p) <= 255);
-  return /^(0{0,4}:){2,7}0{0,3}1$/.test(h) || h === "::1";
+/** The names of the clients the policy in force admits (--policy, else the accepted one), or null: any client. */
+function policyClients(opts: DoctorOptions, dataDir: string): string[] | null {
+  const file = opts.policy ?? path.join(dataDir, ACCEPTED_POLICY_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch {
+    return null; // the built-in default names no clients
+  }
+  try {
+    const clients = parsePolicy(text, file).clients;
+    return clients.size > 0 ? [...clients.keys()] : null;
+  } catch {
+    return null; // reported by start; here: no client authentication can be counted on
+  }
 }
 
-function checkHost(opts: DoctorOptions, out: Finding[]): void {
+function checkHost(opts: DoctorOptions, dataDir: string, out: Finding[]): void {
+  const clients = isLoopback(opts.host) ? null : policyClients(opts, dataDir);
   if (isLoopback(opts.host)) {
     out.push({ level: "ok", id: "listen-address", message: `signing API bound to loopback (${opts.host}:${opts.port})` });
+  } else if (clients && opts.tlsCert) {
+    out.push({ level: "ok", id: "listen-address", message: `signing API on ${opts.host}:${opts.port} over TLS, for the policy's clients only (${clients.join(", ")})` });
+  } else if (clients) {
+    out.push({
+      level: "warn",
+      id: "listen-address",
+      message: `the signing API listens on ${opts.host}:${opts.port} for the policy's clients only, but without TLS: their bearer tokens cross the network in clear`,
+      fix: "serve it over TLS (--tls-cert, --tls-key; --tls-client-ca for certificate identities), or bind 127.0.0.1",
+    });
   } else if (opts.tls) {
-    out.push({ level: "ok", id: "listen-address", message: `signing API on ${opts.host}:${opts.port}, behind TLS` });
+    out.push({ level: "ok", id: "listen-address", message: `signing API on ${opts.host}:${opts.port}: you declare (--tls) that a proxy in front of it serves TLS with client authentication` });
   } else {
     out.push({
       level: "error",
@@ -748,7 +776,7 @@ export async function runDoctor(opts: DoctorOptions, io: DoctorIo = {}): Promise
   checkPasswords(opts, out);
   checkUnlock(opts, out);
   checkDevKeys(opts, dataDir, out);
-  checkHost(opts, out);
+  checkHost(opts, dataDir, out);
   await checkClock(dataDir, io, out);
   checkUser(uid, dataDir, out);
   return out;

@@ -3,7 +3,7 @@
  * the Web3Signer API from this process, which never holds key material.
  */
 import pino from "pino";
-import type { StartOptions } from "../config/options.js";
+import { isLoopback, type StartOptions } from "../config/options.js";
 import { VaultClient } from "../vault/client.js";
 import { API_TOKEN_FILE, DB_FILE } from "../config/files.js";
 import fs from "node:fs";
@@ -108,9 +108,4 @@ export async function start(opts: StartOptions): Promise<void> {
     );
   }
   process.stdout.write(lines.join("\n") + "\n");
-}
-
-/** 127.0.0.0/8, ::1 or localhost. */
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

@@ -141,3 +141,13 @@ export function resolveStartOptions(
   }
   return result;
 }
+
+/** 127.0.0.0/8, ::1, localhost (and IPv4-mapped loopback). */
+export function isLoopback(host: string): boolean {
+  let h = host.trim().toLowerCase();
+  if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  if (h.startsWith("::ffff:")) h = h.slice(7);
+  if (/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h)) return h.split(".").every((p) => Number(p) <= 255);
+  return /^(0{0,4}:){2,7}0{0,3}1$/.test(h) || h === "::1";
+}
