@@ -223,7 +223,8 @@ storeOptions(slashing.command("watermark"))
   .option("--pubkey <pubkeys...>", "only these validators (default: all, now and later)")
   .action(async (flags) => {
     try {
-      choosePreset("mainnet");
+      // Watermarks are plain slots and epochs: any preset already chosen (LODESTAR_PRESET) will do.
+      if (!process.env.LODESTAR_PRESET) choosePreset("mainnet");
       const { watermarkCommand } = await import("./slashing.js");
       await watermarkCommand(flags);
     } catch (e) {
@@ -257,7 +258,11 @@ const run = (fn: () => Promise<unknown>) => async () => {
 const adminOptions = (cmd: Command): Command =>
   cmd
     .option("--url <url>", "the running Vigil", "http://127.0.0.1:9000")
-    .option("--token-file <file>", "admin bearer token (the Keymanager token)", `${DEFAULTS.dataDir}/api-token.txt`);
+    .option(
+      "--token-file <file>",
+      "admin bearer token (the Keymanager token)",
+      process.env[ENV.keymanagerTokenFile] || `${process.env[ENV.dataDir] || DEFAULTS.dataDir}/api-token.txt`,
+    );
 
 const approvals = program.command("approvals").description("Requests the policy holds for approval (against a running instance)");
 adminOptions(approvals.command("list").description("List approval requests")).action(function (this: Command) {
