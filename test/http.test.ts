@@ -214,36 +214,43 @@ describe("bad input: a clear 4xx with {code, message}, never a signature", () =>
     }
     assert.equal(status, 200);
   });
-  it("a budget share comes back however the request ends: pipelined requests cut off with their bodies half sent", async () => {
-    const { port } = new URL(server.url);
-    // The first request of each connection takes 60 ms in the vault (injected delay), so the
-    // connection dies while its answer is still owed and the second request's body is half sent.
+  /** Writes `text` on a new loopback connection and destroys it `afterMs` later. */
+  const sendAndDrop = (text: string, afterMs: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const sock = net.connect(Number(new URL(server.url).port), "127.0.0.1", () => {
+        sock.write(text);
+        setTimeout(() => {
+          sock.destroy();
+          resolve();
+        }, afterMs);
+      });
+      sock.on("error", () => undefined);
+    });
+  /** The vault's sign takes `ms` longer (injected delay) until the returned function is called. */
+  const slowVault = (ms: number): (() => void) => {
     const vault = server.vault as unknown as { sign: (...a: unknown[]) => Promise<unknown> };
     const realSign = vault.sign;
     vault.sign = async (...a: unknown[]) => {
-      await new Promise((r) => setTimeout(r, 60));
+      await new Promise((r) => setTimeout(r, ms));
       return realSign.apply(server.vault, a);
     };
+    return () => (vault.sign = realSign);
+  };
+  const inFlight = async (): Promise<number> => Number(/^vigil_sign_body_bytes_in_flight (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())![1]);
+  const signHead = (len: number): string => `POST /api/v1/eth2/sign/${keys[0].pubkey} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`;
+  it("a budget share comes back however the request ends: pipelined requests cut off with their bodies half sent", async () => {
+    // The first request of each connection takes 60 ms in the vault, so the connection dies while
+    // its answer is still owed and the second request's body is half sent.
+    const restore = slowVault(60);
     const one = JSON.stringify(sample("RANDAO_REVEAL.json"));
-    const head = (len: number) => `POST /api/v1/eth2/sign/${keys[0].pubkey} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${len}\r\n\r\n`;
     try {
       for (let i = 0; i < SIGN_BYTES_IN_FLIGHT / SIGN_BODY_LIMIT + 2; i++) {
-        await new Promise<void>((resolve) => {
-          const sock = net.connect(Number(port), "127.0.0.1", () => {
-            sock.write(head(Buffer.byteLength(one)) + one + head(SIGN_BODY_LIMIT) + "{");
-            setTimeout(() => {
-              sock.destroy();
-              resolve();
-            }, 5);
-          });
-          sock.on("error", () => undefined);
-        });
+        await sendAndDrop(signHead(Buffer.byteLength(one)) + one + signHead(SIGN_BODY_LIMIT) + "{", 5);
       }
       await new Promise((r) => setTimeout(r, 200)); // the owed answers are done
     } finally {
-      vault.sign = realSign;
+      restore();
     }
-    const inFlight = async (): Promise<number> => Number(/^vigil_sign_body_bytes_in_flight (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())![1]);
     let left = -1;
     for (let i = 0; i < 50 && left !== 0; i++) {
       left = await inFlight();
@@ -254,34 +261,16 @@ describe("bad input: a clear 4xx with {code, message}, never a signature", () =>
     assert.equal(status, 200, "no share of the budget stayed taken");
   });
   it("a body the handler still holds counts until the handler is done, even when its client has gone", async () => {
-    const { port } = new URL(server.url);
-    const vault = server.vault as unknown as { sign: (...a: unknown[]) => Promise<unknown> };
-    const realSign = vault.sign;
-    vault.sign = async (...a: unknown[]) => {
-      await new Promise((r) => setTimeout(r, 400));
-      return realSign.apply(server.vault, a);
-    };
+    const restore = slowVault(400);
     const one = JSON.stringify(sample("RANDAO_REVEAL.json"));
     const body = `${one.slice(0, -1)},"pad":"${"p".repeat(300_000)}"}`;
-    const inFlight = async (): Promise<number> => Number(/^vigil_sign_body_bytes_in_flight (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())![1]);
     try {
-      for (let i = 0; i < 3; i++) {
-        await new Promise<void>((resolve) => {
-          const sock = net.connect(Number(port), "127.0.0.1", () => {
-            sock.write(`POST /api/v1/eth2/sign/${keys[0].pubkey} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-            setTimeout(() => {
-              sock.destroy();
-              resolve();
-            }, 30);
-          });
-          sock.on("error", () => undefined);
-        });
-      }
+      for (let i = 0; i < 3; i++) await sendAndDrop(signHead(Buffer.byteLength(body)) + body, 30);
       assert.ok((await inFlight()) >= 3 * 300_000, "the three bodies still count while their handlers run");
       await new Promise((r) => setTimeout(r, 600));
       assert.equal(await inFlight(), 0);
     } finally {
-      vault.sign = realSign;
+      restore();
     }
   });
   it("a body nested too deep, or with too many values, is refused before it reaches the vault; over 1 MiB, 413", async () => {
