@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (= npm run build && node dist/bench/run.js [--quick] [--keys 1000,10000] [--duration 10]
- * [--rates 500,1000,2000] [--skip signing,keystores,interchange] [--quiet-wait <s>] [--keep]):
+ * [--rates 500,1000,2000] [--concurrency 64] [--skip signing,keystores,interchange] [--quiet-wait <s>] [--keep]):
  * the ceiling, attestation signing under load, start-up, interchange import and peak RSS of Vigil.
  * Writes bench/results/<timestamp>.{json,md} and bench/results/latest.md, and prints the table.
  */
@@ -29,7 +29,8 @@ const S = {
   durationMs: Number(flag("--duration") ?? (quick ? 3 : 10)) * 1000,
   /** --rates: the open-loop offered loads (req/s); saturation is measured after them. */
   rates: (flag("--rates") ?? "500,1000,2000").split(",").map(Number),
-  concurrency: 64,
+  /** --concurrency: requests in flight during the warm-up and the saturation run. */
+  concurrency: Number(flag("--concurrency") ?? 64),
   /** Slot bursts: a slot's attestations (keys / 32: each validator attests once per 32-slot epoch on mainnet) sent at once. */
   burst: { intervalMs: 4000, count: quick ? 3 : 6 },
   ceilingSignatures: quick ? 1000 : 3000,

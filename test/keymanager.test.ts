@@ -1,14 +1,17 @@
 // The Keymanager API (GET/POST/DELETE /eth/v1/keystores) on the sealed key store, checked
-// against the spec's response schemas; the locked state; DELETE racing signatures.
+// against the spec's response schemas; the locked state; DELETE racing signatures; a deleted key
+// stays retired (an older key store file, a second instance on the same database).
 import "./helpers/preset-minimal.js";
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { encryptKeystore } from "../src/keys/keystore.js";
-import type { SqliteSlashingStore } from "../src/slashing/store/sqlite.js";
 import { interopKeys, lodestarSamples } from "./helpers/keys.js";
 import { assertMatchesSpec } from "./helpers/openapi.js";
+import { PG_URL, PgScratch } from "./helpers/pg.js";
+import { runVigil } from "./helpers/cli.js";
+import { VigilError } from "../src/errors.js";
 import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 
 const keys = interopKeys();
@@ -33,6 +36,16 @@ function block(slot: number, bodyRoot: string): Record<string, any> {
   delete b.signingRoot;
   b.beacon_block.block_header.slot = String(slot);
   b.beacon_block.block_header.body_root = bodyRoot;
+  return b;
+}
+
+/** The ATTESTATION sample at (source, target) (minimal preset: 8 slots per epoch), Vigil computes the root. */
+function attestation(source: number, target: number): Record<string, any> {
+  const b = sample("ATTESTATION.json");
+  delete b.signingRoot;
+  b.attestation.slot = String(target * 8);
+  b.attestation.source.epoch = String(source);
+  b.attestation.target.epoch = String(target);
   return b;
 }
 
@@ -201,6 +214,8 @@ describe("DELETE racing signatures", () => {
       for (const [i, r] of results.entries()) {
         if (r.status === 200) {
           assert.ok(recorded.has(String(100 + i)), `signature for slot ${100 + i} missing from the returned history`);
+        } else if (r.status === 412) {
+          assert.equal(r.json.code, "AT_OR_ABOVE_HIGH_WATERMARK", r.text); // decided after the key's retirement was recorded
         } else {
           assert.equal(r.status, 404, r.text);
         }
@@ -231,7 +246,7 @@ describe("DELETE of a key it will not delete", () => {
   });
 });
 
-describe("DELETE while a signature waits for its commit", () => {
+describe("DELETE while a signature waits to leave", () => {
   it("a signature made before the key was deleted does not leave after DELETE answers, even once the key is imported again: 404, audited as not signed", async () => {
     const server = await unlockedServer();
     server.vault.useSigningThreads(2);
@@ -241,20 +256,25 @@ describe("DELETE while a signature waits for its commit", () => {
       const keystore = JSON.stringify(await encryptKeystore(keys[1].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
       assert.equal((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
       assert.equal((await post(url, block(6, "0x" + "30".repeat(32)))).status, 200); // the validator is registered in the database
-      // The WAL's fdatasync of the next group commit takes 2.5 s: BLS and the audit entry finish long before it.
-      const store = (server.vault as unknown as { store: SqliteSlashingStore }).store;
-      const realSync = store.syncWal;
+      // The audit log's next fdatasync takes 2.5 s: the request's record is committed and BLS has
+      // signed long before it, and the signature waits for its audit entry. (A DELETE waits for
+      // commits already running: it records the key's retirement, serialised with them.)
+      const log = server.vault.authority.audit as unknown as { datasync: (fh: unknown) => Promise<void> };
+      const realSync = log.datasync.bind(log);
       let delayed = 0;
-      store.syncWal = (fd, cb) => (delayed++ === 0 ? setTimeout(() => realSync(fd, cb), 2500) : realSync(fd, cb));
+      log.datasync = async (fh) => {
+        if (delayed++ === 0) await new Promise((r) => setTimeout(r, 2500));
+        return realSync(fh);
+      };
       const started = Date.now();
       const sign = post(url, block(7, "0x" + "31".repeat(32)));
       await new Promise((r) => setTimeout(r, 200));
-      assert.equal(delayed, 1, "the request's commit is syncing");
+      assert.equal(delayed, 1, "the request's audit entry is syncing");
       const del = await km(server, "DELETE", { pubkeys: [pk] });
       assert.equal(del.json.data[0].status, "deleted");
       // Imported again at once (pbkdf2 keystore): the key is held again, but not the holding that signed.
       assert.equal((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
-      assert.ok(Date.now() - started < 2500, "DELETE and the new import answered while the commit was still syncing");
+      assert.ok(Date.now() - started < 2500, "DELETE and the new import answered while the audit entry was still syncing");
       const res = await sign;
       assert.equal(res.status, 404, res.text);
       assert.equal(res.json.code, "KEY_NOT_FOUND");
@@ -306,5 +326,114 @@ describe("a locked vault", () => {
     await first.close(true);
     await assert.rejects(startTestServer("minimal", [], { dataDir }), /UNLOCK_REQUIRED|--unlock/);
     fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+});
+
+describe("a deleted key stays retired", () => {
+  const pk = keys[2].pubkey;
+  const keystoreOf = async (): Promise<string> => JSON.stringify(await encryptKeystore(keys[2].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
+  const highWatermarks = async (server: TestServer) =>
+    (await server.vault.store.getWatermarks(pk)).filter((w) => w.kind === "high").map((w) => ({ pubkey: w.pubkey, slot: w.slot, epoch: w.epoch }));
+
+  it("an older keys.vigil put back after a DELETE does not bring the key back; importing it again does", async () => {
+    const dataDir = tempDir();
+    let server = await unlockedServer(dataDir);
+    try {
+      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(5, "0x" + "51".repeat(32)))).status, 200);
+      const backup = fs.readFileSync(path.join(dataDir, "keys.vigil"));
+      const del = await km(server, "DELETE", { pubkeys: [pk] });
+      assert.deepEqual(del.json.data, [{ status: "deleted" }]);
+      assert.deepEqual(await highWatermarks(server), [{ pubkey: pk, slot: 0, epoch: 0 }]);
+      await server.close(true);
+      // The operator sees it (clearing a low watermark, which there is none of, lists them all).
+      const wm = await runVigil(["slashing", "watermark", "--low", "--pubkey", pk, "--data-dir", dataDir]);
+      assert.equal(wm.code, 0, wm.stderr);
+      assert.match(wm.stdout, new RegExp(`high ${pk}: slot 0, epoch 0 \\(retired: no instance loads this key until it is imported again\\)`));
+
+      fs.writeFileSync(path.join(dataDir, "keys.vigil"), backup); // a backup restored: it still holds the key
+      const warnings: string[] = [];
+      const log = { info() {}, error() {}, warn: (_o: object, m?: string) => void warnings.push(m ?? "") };
+      server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir, log });
+      await server.vault.unlock("env:UNUSED", fromEnv);
+      assert.deepEqual((await km(server, "GET")).json.data, [], "the retired key is not loaded");
+      assert.match(warnings.join("\n"), /retired keys not loaded/);
+      const refused = await post(`${server.url}/api/v1/eth2/sign/${pk}`, sample("RANDAO_REVEAL.json"));
+      assert.equal(refused.status, 404, refused.text);
+      assert.ok(!("signature" in refused.json));
+
+      // Imported again through the Keymanager API (with its history): it signs again.
+      const again = await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"], slashing_protection: del.json.slashing_protection });
+      assert.deepEqual(again.json.data, [{ status: "imported" }]);
+      assert.deepEqual(await highWatermarks(server), []);
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(5, "0x" + "52".repeat(32)))).json.code, "DOUBLE_BLOCK_PROPOSAL");
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(6, "0x" + "53".repeat(32)))).status, 200);
+      await server.close(true);
+      server = await unlockedServer(dataDir);
+      assert.deepEqual((await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey), [pk]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("an import keeps an operator's own high watermark; only the retirement is lifted", async () => {
+    const server = await unlockedServer();
+    try {
+      await server.vault.store.setWatermark({ kind: "high", pubkey: pk, slot: 100, epoch: 12 });
+      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.deepEqual(await highWatermarks(server), [{ pubkey: pk, slot: 100, epoch: 12 }]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("when the database cannot record the retirement, DELETE fails (503) and deletes nothing", async () => {
+    const server = await unlockedServer();
+    try {
+      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      server.vault.store.setWatermark = async () => {
+        throw new VigilError("unavailable", "SLASHING_DB_UNAVAILABLE", "the protection database is unavailable");
+      };
+      const del = await km(server, "DELETE", { pubkeys: [pk] });
+      assert.equal(del.status, 503, JSON.stringify(del.json));
+      assert.equal(del.json.code, "SLASHING_DB_UNAVAILABLE");
+      assert.deepEqual((await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey), [pk]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("PostgreSQL: an instance that still holds the key (a keystore directory) refuses its blocks and attestations once another deleted it, and does not load it again", async () => {
+    const scratch = new PgScratch("retire");
+    await scratch.ping();
+    const db = { dbUrl: PG_URL, dbSchema: scratch.schema() };
+    const dirB = tempDir();
+    fs.mkdirSync(path.join(dirB, "keystores"));
+    fs.writeFileSync(path.join(dirB, "keystores", "k2.json"), await keystoreOf());
+    fs.writeFileSync(path.join(dirB, "password.txt"), "pw-pw-pw-pw");
+    const keystoresB = { dir: path.join(dirB, "keystores"), passwordFile: path.join(dirB, "password.txt") };
+    const A = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", ...db });
+    await A.vault.unlock("env:UNUSED", fromEnv);
+    let B = await startTestServer("minimal", [], { ...db, dataDir: path.join(dirB, "data"), keystores: keystoresB });
+    try {
+      const signB = (body: unknown) => post(`${B.url}/api/v1/eth2/sign/${pk}`, body);
+      assert.equal((await signB(attestation(1, 2))).status, 200);
+      assert.equal((await km(A, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
+      for (const body of [attestation(2, 3), block(30, "0x" + "61".repeat(32))]) {
+        const res = await signB(body);
+        assert.equal(res.status, 412, res.text);
+        assert.equal(res.json.code, "AT_OR_ABOVE_HIGH_WATERMARK");
+        assert.match(res.json.message, /retired: its key was deleted through the Keymanager API/);
+      }
+      await B.close(true);
+      B = await startTestServer("minimal", [], { ...db, dataDir: path.join(dirB, "data"), keystores: keystoresB });
+      assert.equal((await signB(sample("RANDAO_REVEAL.json"))).status, 404, "not loaded again from the keystore directory");
+    } finally {
+      await A.close();
+      await B.close();
+      fs.rmSync(dirB, { recursive: true, force: true });
+      await scratch.cleanup();
+    }
   });
 });

@@ -5,7 +5,7 @@ import { resolveNetwork } from "../config/networks.js";
 import { VigilError } from "../errors.js";
 import { InterchangeFileWriter, openInterchangeFile } from "../slashing/interchange-file.js";
 import { openStore } from "../vault/service.js";
-import type { SlashingStore } from "../slashing/store/store.js";
+import { retiredPubkeys, type SlashingStore } from "../slashing/store/store.js";
 import { DB_FILE } from "../config/files.js";
 
 export interface StoreFlags {
@@ -95,7 +95,9 @@ export async function watermarkCommand(
     for (const pubkey of targets) await store.setWatermark({ kind, pubkey, slot: flags.slot, epoch: flags.epoch });
     for (const w of await store.getWatermarks()) {
       process.stdout.write(
-        `${w.kind} ${w.pubkey ?? "all validators"}: slot ${w.slot ?? "-"}, epoch ${w.epoch ?? "-"}\n`,
+        `${w.kind} ${w.pubkey ?? "all validators"}: slot ${w.slot ?? "-"}, epoch ${w.epoch ?? "-"}` +
+          (retiredPubkeys([w]).size > 0 ? " (retired: no instance loads this key until it is imported again)" : "") +
+          "\n",
       );
     }
   } finally {

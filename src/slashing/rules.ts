@@ -97,12 +97,16 @@ function isRepeat(recorded: readonly SigningRoot[], root: SigningRoot): boolean 
 
 const refuse = (rule: SlashingRule, message: string): Decision => ({ allowed: false, rule, message });
 
+/** A high watermark at 0 refuses everything: say what usually set it (a Keymanager DELETE retires a validator that way). */
+const atZero = (w: number): string =>
+  w === 0 ? ": nothing is signed for this validator (retired: its key was deleted through the Keymanager API, or an operator set it)" : "";
+
 /** May a block at `slot` with `signingRoot` be signed, given the validator's history and applicable watermarks? */
 export function checkBlock(slot: number, signingRoot: SigningRoot, history: BlockHistory, watermarks: Watermarks = NO_WATERMARKS): Decision {
   const root = normaliseSigningRoot(signingRoot);
   // HIGH watermark: nothing at or beyond it is signed, not even a repeat (a retired cluster signs nothing).
   if (watermarks.highSlot !== null && slot >= watermarks.highSlot) {
-    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `slot ${slot} is at or above the high watermark (slot ${watermarks.highSlot})`);
+    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `slot ${slot} is at or above the high watermark (slot ${watermarks.highSlot})${atZero(watermarks.highSlot)}`);
   }
   if (history.sameSlot.length > 0) {
     // EIP-3076: a signed slot may only be signed again as a repeat, proven by an identical signing_root.
@@ -133,7 +137,7 @@ export function checkAttestation(
   if (source > target) return refuse("SOURCE_GREATER_THAN_TARGET", `source epoch ${source} is greater than target epoch ${target}`);
   // HIGH watermark: no target at or beyond it is signed, not even a repeat (a retired cluster signs nothing).
   if (watermarks.highEpoch !== null && target >= watermarks.highEpoch) {
-    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `target epoch ${target} is at or above the high watermark (epoch ${watermarks.highEpoch})`);
+    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `target epoch ${target} is at or above the high watermark (epoch ${watermarks.highEpoch})${atZero(watermarks.highEpoch)}`);
   }
   if (history.sameTarget.length > 0) {
     // EIP-3076: a signed target may only be signed again as a repeat, proven by an identical signing_root.

@@ -22,7 +22,7 @@ import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
 import { interchangeSource, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
-import type { SlashingStore } from "../slashing/store/store.js";
+import { RETIREMENT, retiredPubkeys, type SlashingStore } from "../slashing/store/store.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStats, VaultStatus } from "./api.js";
 
 
@@ -111,19 +111,23 @@ export class VaultService implements VaultApi {
       throw e;
     }
     const service = new VaultService(network, store, log, authority);
-    log.info({ policy: authority.policySource, rules: authority.policy.rules.length }, "policy loaded");
-    if (config.haGroup) {
-      try {
-        await service.joinHaGroup(config);
-      } catch (e) {
-        await store.close();
-        throw e;
-      }
-    }
     try {
-      await service.signer.init();
+      await service.start(config);
     } catch (e) {
-      await store.close();
+      // Nothing stays open when start-up fails (the audit log's file handle, the lease, the database).
+      await service.close().catch(() => undefined);
+      throw e;
+    }
+    return service;
+  }
+
+  private async start(config: VaultConfig): Promise<void> {
+    const { log, network } = this;
+    log.info({ policy: this.authority.policySource, rules: this.authority.policy.rules.length }, "policy loaded");
+    if (config.haGroup) await this.joinHaGroup(config);
+    try {
+      await this.signer.init();
+    } catch (e) {
       if (e instanceof VigilError && e.code === "GENESIS_VALIDATORS_ROOT_MISMATCH") {
         throw new VigilError(
           e.kind,
@@ -133,36 +137,36 @@ export class VaultService implements VaultApi {
       }
       throw e;
     }
-    service.sealedFile = path.join(config.dataDir, KEY_STORE_FILE);
+    this.sealedFile = path.join(config.dataDir, KEY_STORE_FILE);
     if (config.unlock) {
-      service.pendingUnlock = config.unlock;
-      service.locked = true;
-    } else if (SealedKeyStore.exists(service.sealedFile)) {
-      await store.close();
+      this.pendingUnlock = config.unlock;
+      this.locked = true;
+    } else if (SealedKeyStore.exists(this.sealedFile)) {
       throw new VigilError(
         "bad_request",
         "UNLOCK_REQUIRED",
-        `${service.sealedFile} holds sealed keys: start with --unlock prompt|stdin|file:<path>|env:<VAR>`,
+        `${this.sealedFile} holds sealed keys: start with --unlock prompt|stdin|file:<path>|env:<VAR>`,
       );
     }
     if (config.keystores) {
-      service.keystoreSource = config.keystores;
+      this.keystoreSource = config.keystores;
     } else if (config.devKeys && !config.unlock) {
       const dev = await ensureDevKeys(config.dataDir);
       if (dev.created) log.warn({ dir: dev.dir }, "no keys configured: generated DEV keys (never deposit to them)");
-      service.keystoreSource = { dir: dev.dir, passwordFile: dev.passwordFile };
-      service.keystoreKind = "dev";
+      this.keystoreSource = { dir: dev.dir, passwordFile: dev.passwordFile };
+      this.keystoreKind = "dev";
     }
-    await service.loadKeystoreDir();
-    return service;
+    await this.loadKeystoreDir();
   }
 
   /** (Re)load the keystore directory's keys, keeping keys from other sources. */
   private async loadKeystoreDir(): Promise<{ errors: number }> {
     if (!this.keystoreSource) return { errors: 0 };
     const started = Date.now();
-    const { keys, errors } = await loadKeystores(this.keystoreSource);
+    const loaded = await loadKeystores(this.keystoreSource);
+    const { errors } = loaded;
     for (const e of errors) this.log.error({ file: e.file, code: e.code }, `keystore not loaded: ${e.message}`);
+    const keys = await this.withoutRetired(loaded.keys, this.keystoreSource.dir);
     this.keys.replaceSource(
       this.keystoreKind,
       keys.map((k) => ({ pubkey: k.pubkey, secret: k.secret, origin: k.source })),
@@ -188,15 +192,44 @@ export class VaultService implements VaultApi {
       sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
     }
     const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
+    let unsealed;
+    try {
+      unsealed = await this.withoutRetired(sealed.unsealAll(), this.sealedFile);
+    } catch (e) {
+      if (!opened) sealed.close();
+      throw e;
+    }
     await this.keys.addAll(
       "sealed",
-      sealed.unsealAll().map(({ pubkey, secret }) => ({ pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path })),
+      unsealed.map(({ pubkey, secret }) => ({ pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path })),
     );
     this.sealed = sealed;
     this.pendingUnlock = null;
     this.locked = false;
     this.log.info({ keys: info.size, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
     return info.size;
+  }
+
+  /**
+   * `entries` without those of retired validators (see RETIREMENT), whose secrets are zeroed here:
+   * a key deleted through the Keymanager API is not loaded again from a file that still holds it.
+   */
+  private async withoutRetired<T extends { pubkey: string; secret: Uint8Array }>(entries: T[], from: string): Promise<T[]> {
+    let retired: Set<string>;
+    try {
+      retired = retiredPubkeys(await this.store.getWatermarks());
+    } catch (e) {
+      for (const k of entries) k.secret.fill(0);
+      throw e;
+    }
+    const skipped = entries.filter((k) => retired.has(k.pubkey.toLowerCase()));
+    if (skipped.length === 0) return entries;
+    for (const k of skipped) k.secret.fill(0);
+    this.log.warn(
+      { keys: skipped.length, pubkeys: skipped.slice(0, 10).map((k) => k.pubkey), from },
+      "retired keys not loaded: they were deleted through the Keymanager API. To use one again, import it through the Keymanager API, or clear its high watermark (vigil slashing watermark --high --pubkey <key>)",
+    );
+    return entries.filter((k) => !retired.has(k.pubkey.toLowerCase()));
   }
 
   private lease: Lease | null = null;
@@ -375,7 +408,14 @@ export class VaultService implements VaultApi {
           out.push({ status: "duplicate" });
           continue;
         }
-        await sealed.add([{ secret, path: keystore.path || undefined }]);
+        try {
+          await sealed.add([{ secret, path: keystore.path || undefined }]);
+          // A key deleted here earlier (retired) signs again once imported again, with the history this request brought.
+          if (retiredPubkeys(await this.store.getWatermarks(pubkey)).has(pubkey)) await this.store.setWatermark({ kind: "high", pubkey });
+        } catch (e) {
+          secret.fill(0);
+          throw e;
+        }
         this.keys.add("sealed", { pubkey, secret, origin: this.sealedFile, path: keystore.path || undefined });
         out.push({ status: "imported" });
       } catch (e) {
@@ -388,6 +428,10 @@ export class VaultService implements VaultApi {
 
   async deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
     const statuses: DeleteStatus[] = [];
+    // Retire them first (see RETIREMENT): if the database cannot record it, nothing is deleted.
+    for (const pubkey of new Set(pubkeys.map((p) => p.toLowerCase()))) {
+      if (this.keys.sourceOf(pubkey) === "sealed") await this.store.setWatermark({ ...RETIREMENT, pubkey });
+    }
     for (const raw of pubkeys) {
       const pubkey = raw.toLowerCase();
       const source = this.keys.sourceOf(pubkey);

@@ -6,7 +6,7 @@ import { buildApp } from "../../src/server/app.js";
 import { Metrics } from "../../src/server/metrics.js";
 import { Reloader } from "../../src/server/reload.js";
 import { ClientAuth } from "../../src/server/clients.js";
-import { VaultService, type VaultConfig } from "../../src/vault/service.js";
+import { VaultService, type Logger, type VaultConfig } from "../../src/vault/service.js";
 
 export interface TestServer {
   url: string;
@@ -26,11 +26,11 @@ export function tempDir(prefix = "vigil-test-"): string {
 export async function startTestServer(
   network: string,
   secrets: Uint8Array[],
-  config: Partial<VaultConfig> & { apiToken?: string; dataDir?: string } = {},
+  config: Partial<VaultConfig> & { apiToken?: string; dataDir?: string; log?: Logger } = {},
 ): Promise<TestServer> {
-  const { apiToken, ...vaultConfig } = config;
+  const { apiToken, log, ...vaultConfig } = config;
   const dataDir = config.dataDir ?? tempDir();
-  const vault = await VaultService.open({ network, ...vaultConfig, dataDir });
+  const vault = await VaultService.open({ network, ...vaultConfig, dataDir }, log);
   for (const s of secrets) vault.keys.add("keystore", { pubkey: pubkeyFromSecret(s), secret: Uint8Array.from(s), origin: "test" });
   const reload = new Reloader(() => vault.reload());
   const { clients } = await vault.status();

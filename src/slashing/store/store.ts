@@ -138,3 +138,17 @@ export function sortWatermarks(ws: Watermark[]): Watermark[] {
   const scope = (w: Watermark): string => (w.pubkey === null ? "" : w.pubkey);
   return ws.sort((a, b) => (scope(a) < scope(b) ? -1 : scope(a) > scope(b) ? 1 : a.kind === b.kind ? 0 : a.kind === "low" ? -1 : 1));
 }
+
+/**
+ * A retired validator: its key was deleted through the Keymanager API. Vigil records that as a
+ * per-validator HIGH watermark at slot 0 and epoch 0 in the protection database, so that nothing
+ * slashable is signed for it again by any instance sharing the database, and no instance loads its
+ * key again (an older `keys.vigil` restored from a backup, a failed file removal, a standby's own
+ * copy) until the key is imported again through the Keymanager API (or the watermark is cleared).
+ */
+export const RETIREMENT = { kind: "high", slot: 0, epoch: 0 } as const;
+
+/** The pubkeys that `watermarks` (from getWatermarks) retire. */
+export function retiredPubkeys(watermarks: Watermark[]): Set<string> {
+  return new Set(watermarks.filter((w) => w.pubkey !== null && w.kind === "high" && w.slot === 0 && w.epoch === 0).map((w) => w.pubkey!));
+}
