@@ -17,9 +17,11 @@ import {
   approvalMessage,
   ApprovalQueue,
   rejectionMessage,
+  type ApprovalEntry,
   type ApprovalRequestFacts,
   type ApproverRef,
 } from "../src/policy/approvals.js";
+import { signingVectors } from "./helpers/keys.js";
 import {
   canonicalApproverPublicKey,
   loadApproverPrivateKey,
@@ -88,9 +90,10 @@ const facts = (over: Partial<ApprovalRequestFacts> = {}): ApprovalRequestFacts =
 const approveSig = (a: Approver, id: string, pubkey = PUBKEY, root = ROOT): string => signApproval(a.key, approvalMessage(id, pubkey, root));
 const rejectSig = (a: Approver, id: string, pubkey = PUBKEY, root = ROOT): string => signApproval(a.key, rejectionMessage(id, pubkey, root));
 
-const code = (c: string) => (e: unknown): boolean => {
+const code = (c: string, message?: RegExp) => (e: unknown): boolean => {
   assert.ok(e instanceof VigilError, `expected a VigilError, got ${String(e)}`);
   assert.equal(e.code, c, e.message);
+  if (message) assert.match(e.message, message);
   return true;
 };
 
@@ -534,10 +537,18 @@ describe("CLI", () => {
       { name: "bob", publicKey: kb.publicKey },
       { name: "carol", publicKey: kc.publicKey },
     ];
-    const { id } = q.request(facts({ approvers }), Date.now());
-    const { id: id2 } = q.request(facts({ approvers, signingRoot: ROOT2 }), Date.now());
+    // A real exit request (a conformance vector of the minimal network) with its independently
+    // computed signing root; the server's summary is deliberately not what the request says.
+    const vectors = signingVectors("remote-signing-api-sign-examples.json");
+    const vector = vectors.cases.find((c) => c.type === "VOLUNTARY_EXIT")!;
+    const { signingRoot: _given, ...exitRequest } = vector.request as Record<string, unknown>;
+    const exit = { pubkey: vectors.key.public_key, signingRoot: vector.expected_signing_root, request: exitRequest, network: "minimal" };
+    const { id } = q.request(facts({ approvers, ...exit }), Date.now());
+    const { id: id2 } = q.request(facts({ approvers, ...exit, ruleId: "another-rule" }), Date.now());
+    const { id: id3 } = q.request(facts({ approvers, signingRoot: ROOT2 }), Date.now()); // keeps no request
 
-    // A stand-in for the admin API the HTTP layer serves.
+    // A stand-in for the admin API the HTTP layer serves; `tamper` makes it lie about an entry's request.
+    let tamper: ((e: ApprovalEntry) => void) | null = null;
     const server = http.createServer((req, res) => {
       const send = (status: number, body: unknown): void => {
         res.writeHead(status, { "content-type": "application/json" });
@@ -553,7 +564,8 @@ describe("CLI", () => {
           const [, rid, action] = m;
           if (req.method === "GET" && !rid) return send(200, { data: q.list() });
           if (req.method === "GET" && !action) {
-            const e = q.get(rid);
+            const e = structuredClone(q.get(rid));
+            if (e && tamper) tamper(e);
             return e ? send(200, { data: e }) : send(404, { code: "APPROVAL_NOT_FOUND", message: `no approval ${rid}` });
           }
           if (req.method === "POST" && action) {
@@ -573,21 +585,40 @@ describe("CLI", () => {
     try {
       const flags = { url, tokenFile };
       const list = await approvalsList(flags, o.print);
-      assert.deepEqual(list.map((e) => e.id).sort(), [id, id2].sort());
+      assert.deepEqual(list.map((e) => e.id).sort(), [id, id2, id3].sort());
       const shown = silent();
       await approvalsShow({ ...flags, id }, shown.print);
-      assert.match(shown.out(), /voluntary exit of validator 42/);
-      assert.match(shown.out(), new RegExp(ROOT));
+      assert.match(shown.out(), /voluntary exit of validator 42/); // the server's word, shown as such
+      assert.match(shown.out(), new RegExp(exit.signingRoot));
+      assert.match(shown.out(), /checked here {2}the request gives this signing root on minimal \(genesis validators root 0x04700007/);
+      assert.match(shown.out(), /VOLUNTARY_EXIT: voluntary_exit epoch=119 validator_index=0/);
+      const unchecked = silent();
+      await approvalsShow({ ...flags, id: id3 }, unchecked.print);
+      assert.match(unchecked.out(), /NOT CHECKED {3}entry \w+ keeps no sign request/);
 
-      assert.equal((await approvalsApprove({ ...flags, id, key: ka.keyFile }, o.print)).status, "pending"); // name from the key
+      const first = silent();
+      assert.equal((await approvalsApprove({ ...flags, id, key: ka.keyFile }, first.print)).status, "pending"); // name from the key
+      assert.match(first.out(), /approving as alice: VOLUNTARY_EXIT voluntary_exit epoch=119 validator_index=0 \(checked here on minimal\)/);
       await assert.rejects(approvalsApprove({ ...flags, id, key: ka.keyFile }, o.print), code("DUPLICATE_APPROVAL"));
       await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile, name: "carol" }, o.print), code("WRONG_APPROVER_KEY"));
+
+      // A server that shows another exit (or another network) than the one whose root it asks for: nothing is signed.
+      tamper = (e) => void ((e.request as { voluntary_exit: { validator_index: string } }).voluntary_exit.validator_index = "7");
+      await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile }, o.print), code("UNVERIFIED_APPROVAL", /gives signing root 0x\w+ on the entry's network minimal/));
+      tamper = (e) => void (e.request = null);
+      await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile }, o.print), code("UNVERIFIED_APPROVAL", /keeps no sign request/));
+      tamper = null;
+      await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile, network: "mainnet" }, o.print), code("UNVERIFIED_APPROVAL", /conflicts with network "mainnet"/));
+      assert.equal(q.get(id)!.approvals.length, 1, "no approval was sent for an unchecked request");
+      await assert.rejects(approvalsApprove({ ...flags, id: id3, key: kb.keyFile }, o.print), code("UNVERIFIED_APPROVAL"));
+
       const s = await approvalsApprove({ ...flags, id, key: kb.keyFile, name: "bob" }, o.print);
       assert.equal(s.status, "approved");
-      assert.ok(q.isApproved(PUBKEY, ROOT, "exits-need-approval", Date.now()));
+      assert.ok(q.isApproved(exit.pubkey, exit.signingRoot, "exits-need-approval", Date.now()));
 
       assert.equal((await approvalsReject({ ...flags, id: id2, key: kc.keyFile }, o.print)).status, "rejected");
       await assert.rejects(approvalsApprove({ ...flags, id: id2, key: ka.keyFile }, o.print), code("APPROVAL_REJECTED"));
+      assert.equal((await approvalsReject({ ...flags, id: id3, key: kc.keyFile }, o.print)).status, "rejected"); // a rejection needs no check
       await assert.rejects(approvalsShow({ ...flags, id: "f".repeat(32) }, o.print), code("APPROVAL_NOT_FOUND"));
 
       const outsider = approversNew({ name: "eve", out: keyDir }, o.print);

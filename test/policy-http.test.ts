@@ -7,6 +7,8 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { verifyAuditLog } from "../src/audit/log.js";
+import { approvalsApprove } from "../src/cli/approvals.js";
+import { VigilError } from "../src/errors.js";
 import { approvalMessage } from "../src/policy/approvals.js";
 import { newApproverKeyPair, signApproval } from "../src/policy/approver-keys.js";
 import { addPolicySignature, policyDigest, signPolicy, signatureFileFor } from "../src/policy/signed-policy.js";
@@ -159,6 +161,19 @@ describe("policy over HTTP", () => {
     const other = await post(url(), exitBody("6"), auth);
     assert.equal(other.json.code, "APPROVAL_REQUIRED");
     assert.notEqual(other.json.approval_id, id);
+    // `vigil approvals approve` recomputes the root from the request the entry keeps, on this machine's copy of the network.
+    const entry = (await admin(`/${other.json.approval_id}`)).json.data;
+    assert.equal(entry.network, "policy-devnet");
+    assert.equal(entry.request.voluntary_exit.epoch, "6");
+    const keyFile = path.join(dir, "alice.key");
+    fs.writeFileSync(keyFile, approvers[0].privatePem, { mode: 0o600 });
+    const tokenFile = path.join(dir, "admin-token.txt");
+    fs.writeFileSync(tokenFile, ADMIN, { mode: 0o600 });
+    const flags = { url: server.url, tokenFile, id: other.json.approval_id, key: keyFile };
+    const quiet = (): void => undefined;
+    await assert.rejects(approvalsApprove(flags, quiet), (e: unknown) => e instanceof VigilError && e.code === "UNVERIFIED_APPROVAL" && /network policy-devnet/.test(e.message));
+    const state = await approvalsApprove({ ...flags, network: path.join(dir, "devnet.yaml") }, quiet);
+    assert.deepEqual([state.status, state.approvals], ["pending", 1]);
     assert.equal((await admin("", undefined)).status, 200);
     const noToken = await fetch(`${server.url}/admin/v1/approvals`);
     assert.equal(noToken.status, 401);

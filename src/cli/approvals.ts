@@ -4,7 +4,9 @@
  * The approvals commands talk to a running instance's admin API (bearer token, as the Keymanager
  * API). `approve` and `reject` fetch the entry, check that its id is the one its pubkey, signing
  * root and rule give, build the message and sign it HERE with the approver's key file: the private
- * key never leaves the approver's machine; only `{approver, signature}` is sent.
+ * key never leaves the approver's machine; only `{approver, signature}` is sent. `approve` (and
+ * `show`) also recompute the signing root from the request the entry keeps (approval-check.ts) and
+ * describe that request themselves: nothing is approved on the server's description alone.
  *
  * Admin API (served by the HTTP process, answered by the vault's ApprovalQueue):
  *   GET  /admin/v1/approvals               → 200 {data: ApprovalEntry[]}
@@ -18,6 +20,7 @@ import path from "node:path";
 import type { KeyObject } from "node:crypto";
 import { VigilError, type ErrorKind } from "../errors.js";
 import { writeFileAtomicSync } from "../fs-atomic.js";
+import { checkApprovalRequest, type CheckedRequest } from "./approval-check.js";
 import { approvalId, approvalMessage, type ApprovalEntry, type ApprovalState, type ApprovalVerdict } from "../policy/approvals.js";
 import { checkApproverName, loadApproverPrivateKey, publicKeyBase64, signApproval, writeApproverKeyPair } from "../policy/approver-keys.js";
 import {
@@ -157,9 +160,33 @@ export async function approvalsList(flags: AdminFlags, print: Print = stdout): P
   return list;
 }
 
-export async function approvalsShow(flags: AdminFlags & { id: string }, print: Print = stdout): Promise<ApprovalEntry> {
+/** The entry's id must be the one its pubkey, signing root, rule and nonce give (it binds them). */
+function checkEntryId(entry: ApprovalEntry, id: string): void {
+  if (entry.id !== id || approvalId(entry.pubkey, entry.signing_root, entry.rule_id, entry.nonce) !== entry.id) {
+    throw new VigilError("unavailable", "BAD_RESPONSE", `the server's entry ${entry.id} does not match its pubkey, signing root and rule; not signing`);
+  }
+}
+
+/** What this machine makes of the entry's request: the lines `show` and `approve` print. */
+function describeCheck(c: CheckedRequest): string {
+  return (
+    `checked here  the request gives this signing root on ${c.network} (genesis validators root ${c.genesisValidatorsRoot})\n` +
+    `              ${c.type}: ${c.summary}\n` +
+    JSON.stringify(c.fields, null, 2).split("\n").map((l) => "              " + l).join("\n") +
+    "\n"
+  );
+}
+
+export async function approvalsShow(flags: AdminFlags & { id: string; network?: string }, print: Print = stdout): Promise<ApprovalEntry> {
   const e = await call<ApprovalEntry>(flags, "GET", route(flags.id));
+  checkEntryId(e, flags.id);
   print(formatApproval(e));
+  try {
+    print(describeCheck(await checkApprovalRequest(e, flags.network)));
+  } catch (err) {
+    if (!(err instanceof VigilError)) throw err;
+    print(`NOT CHECKED   ${err.message}\n              (the summary and content above are only the server's word; approve refuses this entry)\n`);
+  }
   return e;
 }
 
@@ -178,26 +205,33 @@ function approverFor(entry: ApprovalEntry, key: KeyObject, name: string | undefi
   return a.name;
 }
 
-async function decide(verdict: ApprovalVerdict, flags: AdminFlags & { id: string; key: string; name?: string }, print: Print): Promise<ApprovalState> {
+type DecideFlags = AdminFlags & { id: string; key: string; name?: string; network?: string };
+
+async function decide(verdict: ApprovalVerdict, flags: DecideFlags, print: Print): Promise<ApprovalState> {
   const key = loadApproverPrivateKey(flags.key);
   const entry = await call<ApprovalEntry>(flags, "GET", route(flags.id));
   // The id binds pubkey, signing root and rule: refuse an answer that does not hold together.
-  if (entry.id !== flags.id || approvalId(entry.pubkey, entry.signing_root, entry.rule_id, entry.nonce) !== entry.id) {
-    throw new VigilError("unavailable", "BAD_RESPONSE", `the server's entry ${entry.id} does not match its pubkey, signing root and rule; not signing`);
-  }
+  checkEntryId(entry, flags.id);
   const approver = approverFor(entry, key, flags.name);
+  // An approval is given only for a request this machine decoded and whose root it recomputed;
+  // a rejection needs no such check (it can only stop a signature).
+  let described = `${entry.type} ${entry.summary} (the server's description)`;
+  if (verdict === "approve") {
+    const checked = await checkApprovalRequest(entry, flags.network);
+    described = `${checked.type} ${checked.summary} (checked here on ${checked.network})`;
+  }
   const signature = signApproval(key, approvalMessage(entry.id, entry.pubkey, entry.signing_root, verdict));
-  print(`${verdict === "approve" ? "approving" : "rejecting"} as ${approver}: ${entry.type} ${entry.summary}\n  pubkey ${entry.pubkey}\n  signing root ${entry.signing_root}\n`);
+  print(`${verdict === "approve" ? "approving" : "rejecting"} as ${approver}: ${described}\n  pubkey ${entry.pubkey}\n  signing root ${entry.signing_root}\n`);
   const state = await call<ApprovalState>(flags, "POST", route(entry.id, verdict), { approver, signature });
   print(describeState(state) + "\n");
   return state;
 }
 
-export function approvalsApprove(flags: AdminFlags & { id: string; key: string; name?: string }, print: Print = stdout): Promise<ApprovalState> {
+export function approvalsApprove(flags: DecideFlags, print: Print = stdout): Promise<ApprovalState> {
   return decide("approve", flags, print);
 }
 
-export function approvalsReject(flags: AdminFlags & { id: string; key: string; name?: string }, print: Print = stdout): Promise<ApprovalState> {
+export function approvalsReject(flags: DecideFlags, print: Print = stdout): Promise<ApprovalState> {
   return decide("reject", flags, print);
 }
 

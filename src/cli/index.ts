@@ -268,17 +268,19 @@ const approvals = program.command("approvals").description("Requests the policy 
 adminOptions(approvals.command("list").description("List approval requests")).action(function (this: Command) {
   return run(async () => (await import("./approvals.js")).approvalsList(this.opts()))();
 });
-adminOptions(approvals.command("show <id>").description("Show one request with its decoded content")).action(function (this: Command, id: string) {
+const networkOption = (c: Command): Command =>
+  c.option("--network <name|path>", "the network to recompute the signing root on (default: the one the entry names; a config.yaml for a custom network)");
+networkOption(adminOptions(approvals.command("show <id>").description("Show one request with its decoded content, its signing root recomputed here"))).action(function (this: Command, id: string) {
   return run(async () => (await import("./approvals.js")).approvalsShow({ ...this.opts(), id }))();
 });
 for (const verb of ["approve", "reject"] as const) {
-  adminOptions(approvals.command(`${verb} <id>`).description(`${verb === "approve" ? "Approve" : "Reject"} a request with your approver key (signed locally)`))
+  networkOption(adminOptions(approvals.command(`${verb} <id>`).description(`${verb === "approve" ? "Approve a request whose signing root this machine recomputes from its content" : "Reject a request"} with your approver key (signed locally)`)))
     .requiredOption("--key <file>", "your approver private key (vigil approvers new)")
     .option("--name <name>", "your approver name in the policy (default: found from the key)")
     .action(function (this: Command, id: string) {
       return run(async () => {
         const m = await import("./approvals.js");
-        await (verb === "approve" ? m.approvalsApprove : m.approvalsReject)({ ...(this.opts() as { url: string; tokenFile: string; key: string; name?: string }), id });
+        await (verb === "approve" ? m.approvalsApprove : m.approvalsReject)({ ...(this.opts() as { url: string; tokenFile: string; key: string; name?: string; network?: string }), id });
       })();
     });
 }

@@ -7,10 +7,13 @@ import { parse as parseYaml } from "yaml";
 
 export type PresetName = "mainnet" | "minimal";
 
+/** The networks `--network` knows by name (anything else is a config.yaml). */
+export const NAMED_NETWORKS: readonly string[] = ["mainnet", "hoodi", "sepolia", "holesky", "minimal"];
+
 /** The preset a `--network` value implies: "minimal", or a config.yaml's PRESET_BASE. */
 export function presetForNetwork(nameOrPath: string): PresetName {
   if (nameOrPath === "minimal") return "minimal";
-  if (["mainnet", "hoodi", "sepolia", "holesky"].includes(nameOrPath)) return "mainnet";
+  if (NAMED_NETWORKS.includes(nameOrPath)) return "mainnet";
   try {
     const cfg = parseYaml(fs.readFileSync(nameOrPath, "utf8")) as Record<string, unknown> | null;
     return cfg?.PRESET_BASE === "minimal" ? "minimal" : "mainnet";

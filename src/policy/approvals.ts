@@ -83,7 +83,14 @@ export interface ApprovalRequestFacts {
   expirySeconds: number;
   /** Decoded request content shown to approvers (bigints become decimal strings, bytes 0x hex). */
   content?: unknown;
+  /** The sign request as the client sent it, kept so that approvers can recompute its signing root (dropped beyond MAX_KEPT_REQUEST_BYTES). */
+  request?: unknown;
+  /** The network Vigil signs for (its name, or the config.yaml it was started with). */
+  network?: string;
 }
+
+/** The largest sign request (JSON) an approval entry keeps for approvers to check. */
+export const MAX_KEPT_REQUEST_BYTES = 64 * 1024;
 
 export interface ApprovalSignatureRecord {
   approver: string;
@@ -107,6 +114,10 @@ export interface ApprovalEntry {
   summary: string;
   client: string | null;
   content: unknown;
+  /** The sign request as received, for `vigil approvals` to recompute the signing root (absent in older entries, null when too large). */
+  request?: unknown;
+  /** The network the instance signs for (absent in older entries). */
+  network?: string;
   quorum: number;
   /** Approver names and canonical (base64 raw) public keys. */
   approvers: { name: string; public_key: string }[];
@@ -202,6 +213,18 @@ export function rejectionMessage(id: string, pubkey: string, signingRoot: string
 }
 
 /** JSON-safe copy: bigint → decimal string, Uint8Array → 0x hex, undefined fields dropped. */
+/** The request to keep in an entry: a JSON copy, or null when absent, not JSON or beyond MAX_KEPT_REQUEST_BYTES. */
+function keptRequest(request: unknown): unknown {
+  if (request === undefined) return null;
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(request);
+  } catch {
+    return null;
+  }
+  return text === undefined || Buffer.byteLength(text) > MAX_KEPT_REQUEST_BYTES ? null : JSON.parse(text);
+}
+
 export function toJsonSafe(value: unknown, depth = 0): unknown {
   if (depth > 32) return null;
   if (typeof value === "bigint") return value.toString(10);
@@ -463,6 +486,8 @@ export class ApprovalQueue {
         summary: String(facts.summary),
         client: facts.client ?? null,
         content: facts.content === undefined ? null : toJsonSafe(facts.content),
+        request: keptRequest(facts.request),
+        ...(facts.network === undefined ? {} : { network: String(facts.network) }),
         quorum,
         approvers,
         expiry_seconds: expirySeconds,

@@ -69,7 +69,7 @@ export class Authority {
   }
 
   /** The policy's verdict for a decoded request; throws 403 to refuse or to ask for approvals. */
-  decide(req: SignRequest, signingRoot: Uint8Array, pubkey: string, client: string | null): { ruleId: string; warnings: PolicyWarning[]; outcome: Outcome } {
+  decide(req: SignRequest, signingRoot: Uint8Array, pubkey: string, client: string | null, request?: unknown): { ruleId: string; warnings: PolicyWarning[]; outcome: Outcome } {
     const facts: RequestFacts = { type: req.type, pubkey, client, signingRoot: hex(signingRoot), summary: req.message.summary, fields: req.message.fields };
     const d = evaluatePolicy(this.policy, facts, {
       genesisTime: this.network.genesisTime,
@@ -84,7 +84,8 @@ export class Authority {
       throw new VigilError("forbidden", "POLICY_REFUSED", `policy rule "${d.ruleId}" requires approval, but the policy names too few approvers to reach a quorum of ${d.quorum}`, { rule_id: d.ruleId });
     }
     const state = this.approvals.request(
-      { ...facts, ruleId: d.ruleId, quorum: d.quorum, approvers, expirySeconds: d.expirySeconds, content: facts.fields },
+      // The request as sent is kept so that approvers recompute its signing root themselves (`vigil approvals`).
+      { ...facts, ruleId: d.ruleId, quorum: d.quorum, approvers, expirySeconds: d.expirySeconds, content: facts.fields, request, network: this.network.name },
       Date.now(),
     );
     if (state.status === "approved") return { ruleId: d.ruleId, warnings: d.warnings, outcome: "approved" };

@@ -271,7 +271,7 @@ export class VaultService implements VaultApi {
         body,
         async (req, root) => {
           Object.assign(audit, { type: req.type, summary: req.message.summary, signingRoot: hex(root) });
-          verdict = this.authority.decide(req, root, pubkey, client);
+          verdict = this.authority.decide(req, root, pubkey, client, body);
           audit.ruleId = verdict.ruleId;
         },
         // Slashing protection allowed it (its commit may still be running): audit it while BLS signs.
