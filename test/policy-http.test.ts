@@ -218,4 +218,33 @@ describe("policy over HTTP", () => {
     server = await startTestServer(devnetConfig(dir), [keys[0].secret], { apiToken: ADMIN, dataDir: path.join(dir, "data") });
     assert.equal((await post(url(), sample("RANDAO_REVEAL.json"))).status, 401);
   });
+
+  it("a policy that was in force before is not put in force again (its old change signatures would count again); a new revision is", async () => {
+    await server.close(true);
+    const data = path.join(dir, "data");
+    const sign = (text: string): string => {
+      const running = policyDigest(fs.readFileSync(path.join(data, "policy.accepted.yaml")));
+      let sigs = addPolicySignature(null, text, signPolicy(text, createPrivateKey(approvers[1].privatePem), "bob", running), running);
+      sigs = addPolicySignature(sigs, text, signPolicy(text, createPrivateKey(approvers[2].privatePem), "carol", running), running);
+      return JSON.stringify(sigs);
+    };
+    const start = (policyFile: string) => startTestServer(devnetConfig(dir), [keys[0].secret], { policyFile, apiToken: ADMIN, dataDir: data });
+    // Back to the first policy, properly signed as a change from the loosened one: refused all the same.
+    const reverted = path.join(dir, "reverted.yaml");
+    fs.writeFileSync(reverted, policyYaml());
+    fs.writeFileSync(signatureFileFor(reverted), sign(policyYaml()));
+    await assert.rejects(start(reverted), (e: unknown) => e instanceof VigilError && e.code === "POLICY_REPEATED" && /was in force here before/.test(e.message));
+    // The same rules as a new revision: accepted.
+    const revision = "# revision 3\n" + policyYaml();
+    fs.writeFileSync(reverted, revision);
+    fs.writeFileSync(signatureFileFor(reverted), sign(revision));
+    server = await start(reverted);
+    assert.equal((await post(url(), sample("BLOCK_V2.BELLATRIX.json"), auth)).status, 403, "the loosening rule is gone");
+    await server.close(true);
+    // The loosened policy with the signatures it once had (a change from the first policy): refused.
+    await assert.rejects(start(path.join(dir, "loosened.yaml")), (e: unknown) => e instanceof VigilError && e.code === "POLICY_SIGNATURES_REQUIRED");
+    const history = fs.readFileSync(path.join(data, "policy.history"), "utf8").trim().split("\n");
+    assert.deepEqual(history, [policyYaml(), fs.readFileSync(path.join(dir, "loosened.yaml"), "utf8"), revision].map((t) => policyDigest(t)));
+    server = await startTestServer(devnetConfig(dir), [keys[0].secret], { apiToken: ADMIN, dataDir: data });
+  });
 });

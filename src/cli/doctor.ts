@@ -9,7 +9,7 @@
 import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
-import { ACCEPTED_POLICY_FILE, API_TOKEN_FILE, APPROVALS_FILE, AUDIT_HEAD_FILE, AUDIT_LOG_FILE, DB_FILE, KEY_STORE_FILE } from "../config/files.js";
+import { ACCEPTED_POLICY_FILE, API_TOKEN_FILE, APPROVALS_FILE, AUDIT_HEAD_FILE, AUDIT_LOG_FILE, DB_FILE, KEY_STORE_FILE, POLICY_HISTORY_FILE } from "../config/files.js";
 import { isLoopback, resolveStartOptions, type StartOptions } from "../config/options.js";
 export { isLoopback };
 import { parsePolicy } from "../policy/policy.js";
@@ -279,12 +279,12 @@ function checkSlashingDb(dataDir: string, out: Finding[]): void {
 /** The audit trail, the approval queue and the accepted policy: forging or rewriting one of them defeats the policy. */
 function checkStateFiles(dataDir: string, out: Finding[]): void {
   checkPrivateFiles(
-    [AUDIT_LOG_FILE, AUDIT_HEAD_FILE, APPROVALS_FILE, ACCEPTED_POLICY_FILE].map((f) => path.join(dataDir, f)),
+    [AUDIT_LOG_FILE, AUDIT_HEAD_FILE, APPROVALS_FILE, ACCEPTED_POLICY_FILE, POLICY_HISTORY_FILE].map((f) => path.join(dataDir, f)),
     out,
     {
       id: "state-file-permissions",
-      what: "audit log, approvals or accepted policy files",
-      harm: "another user can rewrite the audit trail, forge approvals or change the policy in force",
+      what: "audit log, approvals or accepted policy files (and the policy history)",
+      harm: "another user can rewrite the audit trail, forge approvals, change the policy in force or erase the record of earlier policies",
     },
   );
 }

@@ -11,3 +11,5 @@ export const AUDIT_HEAD_FILE = "audit.head";
 export const APPROVALS_FILE = "approvals.json";
 /** The policy in force, as last accepted (a change needs the approvers' signatures). */
 export const ACCEPTED_POLICY_FILE = "policy.accepted.yaml";
+/** SHA-256 (hex) of every policy text ever in force in this data dir, one per line. */
+export const POLICY_HISTORY_FILE = "policy.history";

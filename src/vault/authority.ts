@@ -14,10 +14,10 @@ import { ApprovalQueue } from "../policy/approvals.js";
 import { defaultPolicy } from "../policy/default-policy.js";
 import { evaluatePolicy } from "../policy/evaluate.js";
 import { parsePolicy, type Policy } from "../policy/policy.js";
-import { checkPolicyChange, readApproverSettings, signatureFileFor } from "../policy/signed-policy.js";
+import { checkPolicyChange, policyDigest, readApproverSettings, signatureFileFor } from "../policy/signed-policy.js";
 import type { PolicyWarning, RequestFacts } from "../policy/types.js";
 
-import { ACCEPTED_POLICY_FILE } from "../config/files.js";
+import { ACCEPTED_POLICY_FILE, POLICY_HISTORY_FILE } from "../config/files.js";
 export { ACCEPTED_POLICY_FILE };
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 
@@ -42,15 +42,52 @@ export function loadPolicy(dataDir: string, file?: string): { policy: Policy; so
     throw new VigilError("bad_request", "POLICY_UNREADABLE", `cannot read the policy ${file}: ${(e as Error).message}`);
   }
   const policy = parsePolicy(text, file);
-  if (accepted !== null && accepted !== text) {
-    const sigFile = signatureFileFor(file);
-    const sig = fs.existsSync(sigFile) ? fs.readFileSync(sigFile, "utf8") : null;
-    checkPolicyChange(text, sig, readApproverSettings(accepted)); // throws unless the running policy's approvers signed
-  }
   if (accepted !== text) {
+    const history = readPolicyHistory(dataDir, accepted);
+    if (accepted !== null) {
+      const sigFile = signatureFileFor(file);
+      const sig = fs.existsSync(sigFile) ? fs.readFileSync(sigFile, "utf8") : null;
+      checkPolicyChange(text, sig, readApproverSettings(accepted)); // throws unless the running policy's approvers signed
+      // A signed change binds the policy it replaces; were that policy ever in force again, the old
+      // signatures of changes away from it would be valid again. So a policy whose own changes need
+      // signatures is never put in force twice: a revert is a new text (e.g. a "# revision" line).
+      const digest = policyDigest(text);
+      if (history.includes(digest) && readApproverSettings(text).requiredSignatures !== null) {
+        throw new VigilError(
+          "bad_request",
+          "POLICY_REPEATED",
+          `${file} (sha256 ${digest}) was in force here before: signatures once given for changes away from it would count again. ` +
+            `Give this version its own text (e.g. a first line "# revision N") and have it signed`,
+        );
+      }
+    }
     writeFileAtomicSync(acceptedPath, text, 0o600);
+    recordPolicy(dataDir, text, history);
   }
   return { policy, source: file };
+}
+
+/** The digests of every policy in force here so far (the accepted one included, recorded if it is missing). */
+function readPolicyHistory(dataDir: string, accepted: string | null): string[] {
+  const file = path.join(dataDir, POLICY_HISTORY_FILE);
+  let history: string[];
+  try {
+    history = fs.readFileSync(file, "utf8").split("\n").filter((l) => /^[0-9a-f]{64}$/.test(l));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+      throw new VigilError("bad_request", "POLICY_UNREADABLE", `cannot read ${file}: ${(e as Error).message}`);
+    }
+    history = [];
+  }
+  // Data dirs from before the history, or a crash between writing the accepted policy and recording it.
+  if (accepted !== null && !history.includes(policyDigest(accepted))) history = recordPolicy(dataDir, accepted, history);
+  return history;
+}
+
+function recordPolicy(dataDir: string, text: string, history: string[]): string[] {
+  const next = [...history, policyDigest(text)];
+  writeFileAtomicSync(path.join(dataDir, POLICY_HISTORY_FILE), next.join("\n") + "\n", 0o600);
+  return next;
 }
 
 export class Authority {
