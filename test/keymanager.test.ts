@@ -215,7 +215,7 @@ describe("DELETE racing signatures", () => {
         if (r.status === 200) {
           assert.ok(recorded.has(String(100 + i)), `signature for slot ${100 + i} missing from the returned history`);
         } else if (r.status === 412) {
-          assert.equal(r.json.code, "AT_OR_ABOVE_HIGH_WATERMARK", r.text); // decided after the key's retirement was recorded
+          assert.equal(r.json.code, "VALIDATOR_RETIRED", r.text); // decided after the key's retirement was recorded
         } else {
           assert.equal(r.status, 404, r.text);
         }
@@ -332,6 +332,7 @@ describe("a locked vault", () => {
 describe("a deleted key stays retired", () => {
   const pk = keys[2].pubkey;
   const keystoreOf = async (): Promise<string> => JSON.stringify(await encryptKeystore(keys[2].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
+  const retired = async (server: TestServer): Promise<string[]> => (await server.vault.store.getRetired()).map((r) => r.pubkey);
   const highWatermarks = async (server: TestServer) =>
     (await server.vault.store.getWatermarks(pk)).filter((w) => w.kind === "high").map((w) => ({ pubkey: w.pubkey, slot: w.slot, epoch: w.epoch }));
 
@@ -344,12 +345,12 @@ describe("a deleted key stays retired", () => {
       const backup = fs.readFileSync(path.join(dataDir, "keys.vigil"));
       const del = await km(server, "DELETE", { pubkeys: [pk] });
       assert.deepEqual(del.json.data, [{ status: "deleted" }]);
-      assert.deepEqual(await highWatermarks(server), [{ pubkey: pk, slot: 0, epoch: 0 }]);
+      assert.deepEqual(await retired(server), [pk]);
+      assert.deepEqual(await highWatermarks(server), [], "no watermark is touched");
       await server.close(true);
-      // The operator sees it (clearing a low watermark, which there is none of, lists them all).
-      const wm = await runVigil(["slashing", "watermark", "--low", "--pubkey", pk, "--data-dir", dataDir]);
-      assert.equal(wm.code, 0, wm.stderr);
-      assert.match(wm.stdout, new RegExp(`high ${pk}: slot 0, epoch 0 \\(retired: no instance loads this key until it is imported again\\)`));
+      const listed = await runVigil(["slashing", "retired", "--data-dir", dataDir]);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, new RegExp(`^retired ${pk} since 20\\d\\d-`, "m"));
 
       fs.writeFileSync(path.join(dataDir, "keys.vigil"), backup); // a backup restored: it still holds the key
       const warnings: string[] = [];
@@ -365,7 +366,7 @@ describe("a deleted key stays retired", () => {
       // Imported again through the Keymanager API (with its history): it signs again.
       const again = await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"], slashing_protection: del.json.slashing_protection });
       assert.deepEqual(again.json.data, [{ status: "imported" }]);
-      assert.deepEqual(await highWatermarks(server), []);
+      assert.deepEqual(await retired(server), []);
       assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(5, "0x" + "52".repeat(32)))).json.code, "DOUBLE_BLOCK_PROPOSAL");
       assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(6, "0x" + "53".repeat(32)))).status, 200);
       await server.close(true);
@@ -376,28 +377,46 @@ describe("a deleted key stays retired", () => {
     }
   });
 
-  it("an import keeps an operator's own high watermark; only the retirement is lifted", async () => {
+  it("a DELETE and a new import leave an operator's own high watermark as it was", async () => {
     const server = await unlockedServer();
     try {
       await server.vault.store.setWatermark({ kind: "high", pubkey: pk, slot: 100, epoch: 12 });
-      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      const keystore = await keystoreOf();
+      assert.equal((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.deepEqual((await km(server, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
+      assert.deepEqual((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "imported" }]);
       assert.deepEqual(await highWatermarks(server), [{ pubkey: pk, slot: 100, epoch: 12 }]);
+      const beyond = await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(500, "0x" + "54".repeat(32)));
+      assert.equal(beyond.status, 412, beyond.text);
+      assert.equal(beyond.json.code, "AT_OR_ABOVE_HIGH_WATERMARK");
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(50, "0x" + "55".repeat(32)))).status, 200);
     } finally {
       await server.close();
     }
   });
 
-  it("when the database cannot record the retirement, DELETE fails (503) and deletes nothing", async () => {
+  it("when the database cannot record the retirement, DELETE fails (503) and deletes nothing; several keys retire together", async () => {
     const server = await unlockedServer();
     try {
-      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
-      server.vault.store.setWatermark = async () => {
+      const other = JSON.stringify(await encryptKeystore(keys[1].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
+      const imported = await km(server, "POST", { keystores: [await keystoreOf(), other], passwords: ["pw-pw-pw-pw", "pw-pw-pw-pw"] });
+      assert.deepEqual(imported.json.data, [{ status: "imported" }, { status: "imported" }]);
+      const store = server.vault.store;
+      const realRetire = store.retire.bind(store);
+      const asked: string[][] = [];
+      store.retire = async (pubkeys) => {
+        asked.push(pubkeys);
         throw new VigilError("unavailable", "SLASHING_DB_UNAVAILABLE", "the protection database is unavailable");
       };
-      const del = await km(server, "DELETE", { pubkeys: [pk] });
+      const del = await km(server, "DELETE", { pubkeys: [pk, keys[1].pubkey] });
       assert.equal(del.status, 503, JSON.stringify(del.json));
       assert.equal(del.json.code, "SLASHING_DB_UNAVAILABLE");
-      assert.deepEqual((await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey), [pk]);
+      assert.deepEqual(asked, [[pk, keys[1].pubkey]], "one call: one transaction for all the keys");
+      assert.deepEqual((await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey).sort(), [pk, keys[1].pubkey].sort());
+      assert.deepEqual(await retired(server), []);
+      store.retire = realRetire;
+      assert.deepEqual((await km(server, "DELETE", { pubkeys: [pk, keys[1].pubkey] })).json.data, [{ status: "deleted" }, { status: "deleted" }]);
+      assert.deepEqual((await retired(server)).sort(), [pk, keys[1].pubkey].sort());
     } finally {
       await server.close();
     }
@@ -423,8 +442,8 @@ describe("a deleted key stays retired", () => {
       for (const body of [attestation(2, 3), block(30, "0x" + "61".repeat(32))]) {
         const res = await signB(body);
         assert.equal(res.status, 412, res.text);
-        assert.equal(res.json.code, "AT_OR_ABOVE_HIGH_WATERMARK");
-        assert.match(res.json.message, /retired: its key was deleted through the Keymanager API/);
+        assert.equal(res.json.code, "VALIDATOR_RETIRED");
+        assert.match(res.json.message, /its key was deleted through the Keymanager API/);
       }
       await B.close(true);
       B = await startTestServer("minimal", [], { ...db, dataDir: path.join(dirB, "data"), keystores: keystoresB });

@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
+import { retirementSemantics, watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
 import pg from "pg";
 import { VigilError } from "../src/errors.js";
 import { openPostgresStore, PG_MAX_BATCH, PG_SCHEMA_VERSION, validatorLockKey } from "../src/slashing/store/postgres.js";
@@ -123,7 +123,7 @@ test("schema: created in its own schema name, versioned, same tables and indexes
   const tables = await admin.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [schema]);
   assert.deepEqual(
     tables.rows.map((r) => r.table_name),
-    ["metadata", "schema_version", "signed_attestations", "signed_blocks", "validators", "watermarks"],
+    ["metadata", "retired_validators", "schema_version", "signed_attestations", "signed_blocks", "validators", "watermarks"],
   );
   const indexes = await admin.query("SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE 'signed_%'", [schema]);
   assert.deepEqual(
@@ -138,12 +138,12 @@ test("schema: created in its own schema name, versioned, same tables and indexes
   for (const r of types.rows) assert.equal(r.data_type, r.column_name === "signing_root" ? "bytea" : "bigint", `${r.table_name}.${r.column_name}`);
   const versions = async (): Promise<number[]> =>
     (await admin.query(`SELECT version FROM "${schema}".schema_version ORDER BY version`)).rows.map((r) => r.version as number);
-  assert.deepEqual(await versions(), [1, 2]);
-  assert.equal(PG_SCHEMA_VERSION, 2);
+  assert.deepEqual(await versions(), [1, 2, 3]);
+  assert.equal(PG_SCHEMA_VERSION, 3);
   await store.close();
   const again = await scratch.open({ schema });
   await again.close();
-  assert.deepEqual(await versions(), [1, 2]);
+  assert.deepEqual(await versions(), [1, 2, 3]);
   await assert.rejects(openPostgresStore(PG_URL, { schema: "Bad-Name" }), (e: unknown) => e instanceof VigilError && e.code === "INVALID_SCHEMA");
 });
 
@@ -152,7 +152,7 @@ test("migrations run exactly once when three instances open a new schema at once
     const schema = scratch.schema();
     const stores = await Promise.all([0, 1, 2].map(() => scratch.open({ schema })));
     const rows = (await scratch.admin().query(`SELECT version FROM "${schema}".schema_version ORDER BY version`)).rows;
-    assert.deepEqual(rows.map((r) => r.version), [1, 2], `round ${round}`);
+    assert.deepEqual(rows.map((r) => r.version), [1, 2, 3], `round ${round}`);
     // All three work on the one schema.
     const ds = await Promise.all(stores.map((s, i) => s.checkAndRecordBlock(pubkey(1), 5, root(i + 1))));
     assert.equal(ds.filter((d) => d.allowed).length, 1);
@@ -166,11 +166,13 @@ test("an older schema is migrated forward keeping its history; a newer one is re
   await store.checkAndRecordBlock(pubkey(1), 10, root(1));
   await store.close();
   const admin = scratch.admin();
-  await admin.query(`DROP TABLE "${schema}".watermarks; DELETE FROM "${schema}".schema_version WHERE version = 2`);
+  await admin.query(`DROP TABLE "${schema}".watermarks; DROP TABLE "${schema}".retired_validators; DELETE FROM "${schema}".schema_version WHERE version >= 2`);
   const migrated = await scratch.open({ schema });
   assert.equal(outcome(await migrated.checkAndRecordBlock(pubkey(1), 10, root(2))), "DOUBLE_BLOCK_PROPOSAL");
   await migrated.setWatermark({ kind: "high", slot: 11 });
   assert.equal(outcome(await migrated.checkAndRecordBlock(pubkey(1), 11, root(2))), "AT_OR_ABOVE_HIGH_WATERMARK");
+  await migrated.retire([pubkey(1)]);
+  assert.equal(outcome(await migrated.checkAndRecordBlock(pubkey(1), 9, root(2))), "VALIDATOR_RETIRED");
   await migrated.close();
   await admin.query(`INSERT INTO "${schema}".schema_version (version) VALUES (99)`);
   await rejectsWith(openPostgresStore(PG_URL, { schema }), "unavailable", "SLASHING_DB_TOO_NEW");
@@ -266,6 +268,11 @@ test("watermarks: set, replace, clear, display; invalid settings refused", async
 test("watermarks: semantics through the PostgreSQL store, across two instances", async () => {
   const schema = scratch.schema();
   await watermarkSemantics(await scratch.open({ schema }), await scratch.open({ schema }));
+});
+
+test("retirement: semantics through the PostgreSQL store, across two instances", async () => {
+  const schema = scratch.schema();
+  await retirementSemantics(await scratch.open({ schema }), await scratch.open({ schema }));
 });
 
 // ───────────────────────────── group commit vs the SQLite reference ─────────────────────────────

@@ -99,6 +99,9 @@ const blockWatermarkCases: [string, number, SigningRoot, BlockHistory, Partial<W
   ["HIGH epoch only: blocks unbounded", 1000, A, noBlocks, { highEpoch: 1 }, "allow"],
   ["LOW and HIGH: inside the window", 15, A, noBlocks, { lowSlot: 10, highSlot: 20 }, "allow"],
   ["LOW and HIGH: crossed (LOW >= HIGH) refuses everything", 15, A, noBlocks, { lowSlot: 20, highSlot: 10 }, "AT_OR_ABOVE_HIGH_WATERMARK"],
+  ["retired: a new block refused", 50, A, noBlocks, { retired: true }, "VALIDATOR_RETIRED"],
+  ["retired: a repeat refused too", 7, A, { sameSlot: [A], minSlot: 7 }, { retired: true }, "VALIDATOR_RETIRED"],
+  ["retired: before the watermarks are looked at", 25, A, noBlocks, { retired: true, highSlot: 20 }, "VALIDATOR_RETIRED"],
 ];
 
 test("checkBlock with watermarks table", () => {
@@ -127,6 +130,9 @@ const attWatermarkCases: [string, number, number, SigningRoot, AttestationHistor
   ["HIGH epoch: source > target is still reported as invalid", 25, 21, A, h({}), { highEpoch: 20 }, "SOURCE_GREATER_THAN_TARGET"],
   ["HIGH slot only: attestations unbounded", 100, 101, A, h({}), { highSlot: 1 }, "allow"],
   ["LOW and HIGH: inside the window", 11, 12, A, h({}), { lowEpoch: 10, highEpoch: 20 }, "allow"],
+  ["retired: a new vote refused", 11, 12, A, h({}), { retired: true }, "VALIDATOR_RETIRED"],
+  ["retired: a repeat refused too", 9, 10, A, h({ sameTarget: [A], minSource: 9, minTarget: 10 }), { retired: true }, "VALIDATOR_RETIRED"],
+  ["retired: source > target is still reported as invalid", 25, 21, A, h({}), { retired: true }, "SOURCE_GREATER_THAN_TARGET"],
 ];
 
 test("checkAttestation with watermarks table", () => {
@@ -144,9 +150,11 @@ test("applicable watermarks: the tighter of per-validator and global (highest LO
       { kind: "high", slot: 100, epoch: 50 },
       { kind: "high", slot: null, epoch: 40 },
     ]),
-    { lowSlot: 10, lowEpoch: 3, highSlot: 100, highEpoch: 40 },
+    { lowSlot: 10, lowEpoch: 3, highSlot: 100, highEpoch: 40, retired: false },
   );
-  assert.deepEqual(applicableWatermarks([{ kind: "high", slot: 0, epoch: 0 }]), { lowSlot: null, lowEpoch: null, highSlot: 0, highEpoch: 0 });
+  assert.deepEqual(applicableWatermarks([{ kind: "high", slot: 0, epoch: 0 }]), { lowSlot: null, lowEpoch: null, highSlot: 0, highEpoch: 0, retired: false });
+  // A retirement (read with the watermarks) leaves the watermarks as they are.
+  assert.deepEqual(applicableWatermarks([{ kind: "retired", slot: 0, epoch: 0 }, { kind: "high", slot: 9, epoch: null }]), { ...NO_WATERMARKS, highSlot: 9, retired: true });
 });
 
 test("refusals carry a message; repeat flag is false for new messages", () => {

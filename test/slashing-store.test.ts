@@ -12,7 +12,7 @@ import Database from "better-sqlite3";
 import { VigilError } from "../src/errors.js";
 import { parseInterchange, serializeInterchange } from "../src/slashing/interchange.js";
 import { openSqliteStore } from "../src/slashing/store/sqlite.js";
-import { watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
+import { retirementSemantics, watermarkSemantics, watermarkSettings } from "./helpers/watermarks.js";
 import type { Decision, Interchange, SlashingRule } from "../src/slashing/types.js";
 import { hex32, pubkey, root } from "./helpers/values.js";
 
@@ -147,8 +147,8 @@ test("database file: parent directory created, mode 0600, WAL, versioned schema"
   const db = new Database(file, { readonly: true });
   try {
     assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
-    assert.equal(db.prepare("SELECT MAX(version) FROM schema_version").pluck().get(), 2);
-    assert.deepEqual(db.prepare("SELECT version FROM schema_version ORDER BY version").pluck().all(), [1, 2]);
+    assert.equal(db.prepare("SELECT MAX(version) FROM schema_version").pluck().get(), 3);
+    assert.deepEqual(db.prepare("SELECT version FROM schema_version ORDER BY version").pluck().all(), [1, 2, 3]);
     const indexes = db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'signed_%'").pluck().all();
     assert.deepEqual(new Set(indexes), new Set(["signed_blocks_validator_slot", "signed_attestations_validator_target", "signed_attestations_validator_source"]));
   } finally {
@@ -369,26 +369,47 @@ test("watermarks: semantics through the SQLite store, seen by another connection
   }
 });
 
-test("migration v1 → v2 adds the watermarks table and keeps the history", async () => {
+test("retirement: semantics through the SQLite store, seen by another connection, kept across reopen", async () => {
+  const file = dbFile();
+  const store = openSqliteStore(file);
+  const other = openSqliteStore(file);
+  try {
+    await retirementSemantics(store, other);
+  } finally {
+    await store.close();
+    await other.close();
+  }
+  const again = openSqliteStore(file);
+  try {
+    assert.deepEqual((await again.getRetired()).map((r) => r.pubkey), [pubkey(22)]);
+    assert.equal(outcome(await again.checkAndRecordBlock(pubkey(22), 1, root(1))), "VALIDATOR_RETIRED");
+  } finally {
+    await again.close();
+  }
+});
+
+test("migration v1 → v3 adds the watermarks and retirement tables and keeps the history", async () => {
   const file = dbFile();
   const store = openSqliteStore(file);
   await store.checkAndRecordBlock(pubkey(1), 10, root(1));
   await store.close();
   // Turn it back into a v1 database (as an older Vigil left it).
   const db = new Database(file);
-  db.exec("DROP TABLE watermarks; DELETE FROM schema_version WHERE version = 2;");
+  db.exec("DROP TABLE watermarks; DROP TABLE retired_validators; DELETE FROM schema_version WHERE version >= 2;");
   db.close();
   const migrated = openSqliteStore(file);
   try {
     assert.equal(outcome(await migrated.checkAndRecordBlock(pubkey(1), 10, root(2))), "DOUBLE_BLOCK_PROPOSAL");
     await migrated.setWatermark({ kind: "high", slot: 11 });
     assert.equal(outcome(await migrated.checkAndRecordBlock(pubkey(1), 11, root(2))), "AT_OR_ABOVE_HIGH_WATERMARK");
+    await migrated.retire([pubkey(1)]);
+    assert.equal(outcome(await migrated.checkAndRecordBlock(pubkey(1), 9, root(2))), "VALIDATOR_RETIRED");
   } finally {
     await migrated.close();
   }
   const check = new Database(file, { readonly: true });
   try {
-    assert.deepEqual(check.prepare("SELECT version FROM schema_version ORDER BY version").pluck().all(), [1, 2]);
+    assert.deepEqual(check.prepare("SELECT version FROM schema_version ORDER BY version").pluck().all(), [1, 2, 3]);
   } finally {
     check.close();
   }

@@ -232,6 +232,19 @@ storeOptions(slashing.command("watermark"))
     }
   });
 
+storeOptions(slashing.command("retired"))
+  .description("List the validators retired by a Keymanager DELETE (their keys are not loaded; nothing is signed for them)")
+  .option("--lift <pubkeys...>", "lift these validators' retirement (as importing their keys through the Keymanager API does)")
+  .action(async (flags) => {
+    try {
+      if (!process.env.LODESTAR_PRESET) choosePreset("mainnet");
+      const { retiredCommand } = await import("./slashing.js");
+      await retiredCommand(flags);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
 storeOptions(slashing.command("prune"))
   .description("Delete history older than each validator's newest N epochs (what stays still refuses all it refused)")
   .requiredOption("--keep-epochs <n>", "epochs of history to keep per validator (at least 1)", (v) => positiveInt(v, "--keep-epochs"))

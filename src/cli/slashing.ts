@@ -5,7 +5,7 @@ import { resolveNetwork } from "../config/networks.js";
 import { VigilError } from "../errors.js";
 import { InterchangeFileWriter, openInterchangeFile } from "../slashing/interchange-file.js";
 import { openStore } from "../vault/service.js";
-import { retiredPubkeys, type SlashingStore } from "../slashing/store/store.js";
+import type { SlashingStore } from "../slashing/store/store.js";
 import { DB_FILE } from "../config/files.js";
 
 export interface StoreFlags {
@@ -94,12 +94,29 @@ export async function watermarkCommand(
     const targets = flags.pubkey?.length ? flags.pubkey.map((p) => p.toLowerCase()) : [undefined];
     for (const pubkey of targets) await store.setWatermark({ kind, pubkey, slot: flags.slot, epoch: flags.epoch });
     for (const w of await store.getWatermarks()) {
-      process.stdout.write(
-        `${w.kind} ${w.pubkey ?? "all validators"}: slot ${w.slot ?? "-"}, epoch ${w.epoch ?? "-"}` +
-          (retiredPubkeys([w]).size > 0 ? " (retired: no instance loads this key until it is imported again)" : "") +
-          "\n",
-      );
+      process.stdout.write(`${w.kind} ${w.pubkey ?? "all validators"}: slot ${w.slot ?? "-"}, epoch ${w.epoch ?? "-"}\n`);
     }
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `vigil slashing retired`: list the validators retired by a Keymanager DELETE (their keys are not
+ * loaded, nothing is signed for them); `--lift <pubkey...>` lifts their retirement.
+ */
+export async function retiredCommand(flags: StoreFlags & { lift?: string[] }): Promise<void> {
+  requireDatabase(flags);
+  const store = await open(flags);
+  try {
+    if (flags.lift?.length) {
+      const wanted = flags.lift.map((p) => p.toLowerCase());
+      const lifted = new Set(await store.unretire(wanted));
+      for (const pk of wanted) process.stdout.write(`${pk}: ${lifted.has(pk) ? "retirement lifted (its key loads at the next start or reload)" : "was not retired"}\n`);
+    }
+    const retired = await store.getRetired();
+    if (retired.length === 0) process.stdout.write("no retired validators\n");
+    for (const r of retired) process.stdout.write(`retired ${r.pubkey} since ${r.retiredAt}\n`);
   } finally {
     await store.close();
   }

@@ -49,9 +49,14 @@ export interface Watermarks {
   highSlot: number | null;
   /** Refuse attestations with target >= highEpoch (repeats included). */
   highEpoch: number | null;
+  /** Refuse everything (repeats included): the validator is retired (its key was deleted through the Keymanager API). */
+  retired: boolean;
 }
 
-export const NO_WATERMARKS: Watermarks = Object.freeze({ lowSlot: null, lowEpoch: null, highSlot: null, highEpoch: null });
+export const NO_WATERMARKS: Watermarks = Object.freeze({ lowSlot: null, lowEpoch: null, highSlot: null, highEpoch: null, retired: false });
+
+/** A retired validator, as a watermark row: the stores read retirements together with the watermarks. */
+export const RETIRED_KIND = "retired";
 
 const maxOf = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.max(a, b));
 const minOf = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.min(a, b));
@@ -60,10 +65,11 @@ const minOf = (a: number | null, b: number | null): number | null => (a === null
  * Combine the watermarks that apply to one validator (its own and the global ones) into the tighter
  * bounds: the highest LOW and the lowest HIGH, for slots and epochs separately.
  */
-export function applicableWatermarks(rows: Iterable<Pick<Watermark, "kind" | "slot" | "epoch">>): Watermarks {
+export function applicableWatermarks(rows: Iterable<{ kind: Watermark["kind"] | typeof RETIRED_KIND; slot: number | null; epoch: number | null }>): Watermarks {
   const w = { ...NO_WATERMARKS };
   for (const r of rows) {
-    if (r.kind === "low") {
+    if (r.kind === RETIRED_KIND) w.retired = true;
+    else if (r.kind === "low") {
       w.lowSlot = maxOf(w.lowSlot, r.slot);
       w.lowEpoch = maxOf(w.lowEpoch, r.epoch);
     } else {
@@ -97,16 +103,16 @@ function isRepeat(recorded: readonly SigningRoot[], root: SigningRoot): boolean 
 
 const refuse = (rule: SlashingRule, message: string): Decision => ({ allowed: false, rule, message });
 
-/** A high watermark at 0 refuses everything: say what usually set it (a Keymanager DELETE retires a validator that way). */
-const atZero = (w: number): string =>
-  w === 0 ? ": nothing is signed for this validator (retired: its key was deleted through the Keymanager API, or an operator set it)" : "";
+const retired = (): Decision =>
+  refuse("VALIDATOR_RETIRED", "the validator is retired: its key was deleted through the Keymanager API, and nothing is signed for it until the key is imported again");
 
 /** May a block at `slot` with `signingRoot` be signed, given the validator's history and applicable watermarks? */
 export function checkBlock(slot: number, signingRoot: SigningRoot, history: BlockHistory, watermarks: Watermarks = NO_WATERMARKS): Decision {
   const root = normaliseSigningRoot(signingRoot);
+  if (watermarks.retired) return retired();
   // HIGH watermark: nothing at or beyond it is signed, not even a repeat (a retired cluster signs nothing).
   if (watermarks.highSlot !== null && slot >= watermarks.highSlot) {
-    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `slot ${slot} is at or above the high watermark (slot ${watermarks.highSlot})${atZero(watermarks.highSlot)}`);
+    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `slot ${slot} is at or above the high watermark (slot ${watermarks.highSlot})`);
   }
   if (history.sameSlot.length > 0) {
     // EIP-3076: a signed slot may only be signed again as a repeat, proven by an identical signing_root.
@@ -135,9 +141,10 @@ export function checkAttestation(
   const root = normaliseSigningRoot(signingRoot);
   // Consensus spec: a valid attestation has source <= target; EIP-3076 signers refuse anything else.
   if (source > target) return refuse("SOURCE_GREATER_THAN_TARGET", `source epoch ${source} is greater than target epoch ${target}`);
+  if (watermarks.retired) return retired();
   // HIGH watermark: no target at or beyond it is signed, not even a repeat (a retired cluster signs nothing).
   if (watermarks.highEpoch !== null && target >= watermarks.highEpoch) {
-    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `target epoch ${target} is at or above the high watermark (epoch ${watermarks.highEpoch})${atZero(watermarks.highEpoch)}`);
+    return refuse("AT_OR_ABOVE_HIGH_WATERMARK", `target epoch ${target} is at or above the high watermark (epoch ${watermarks.highEpoch})`);
   }
   if (history.sameTarget.length > 0) {
     // EIP-3076: a signed target may only be signed again as a repeat, proven by an identical signing_root.

@@ -22,6 +22,7 @@ export type SlashingRule =
   | "SOURCE_BELOW_LOW_WATERMARK" // source < lowest recorded source (EIP-3076 condition 2) or < a low watermark epoch
   | "TARGET_BELOW_LOW_WATERMARK" // target <= lowest recorded target (EIP-3076 condition 3) or <= a low watermark epoch
   | "AT_OR_ABOVE_HIGH_WATERMARK" // slot or target at or beyond a high watermark (a retired cluster signs nothing there)
+  | "VALIDATOR_RETIRED" // its key was deleted through the Keymanager API: nothing is signed for it until it is imported again
   | "SOURCE_GREATER_THAN_TARGET"; // an invalid attestation
 
 /** The verdict of slashing protection. A repeat (identical message already signed) is allowed and not recorded again. */

@@ -22,7 +22,7 @@ import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
 import { interchangeSource, serializeInterchange } from "../slashing/interchange.js";
 import { openSqliteStore } from "../slashing/store/sqlite.js";
-import { RETIREMENT, retiredPubkeys, type SlashingStore } from "../slashing/store/store.js";
+import type { SlashingStore } from "../slashing/store/store.js";
 import type { DeleteStatus, ImportStatus, KeyInfo, SignOutcome, VaultApi, VaultStats, VaultStatus } from "./api.js";
 
 
@@ -206,18 +206,18 @@ export class VaultService implements VaultApi {
     this.sealed = sealed;
     this.pendingUnlock = null;
     this.locked = false;
-    this.log.info({ keys: info.size, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
-    return info.size;
+    this.log.info({ keys: unsealed.length, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
+    return unsealed.length;
   }
 
   /**
-   * `entries` without those of retired validators (see RETIREMENT), whose secrets are zeroed here:
-   * a key deleted through the Keymanager API is not loaded again from a file that still holds it.
+   * `entries` without those of retired validators (SlashingStore.retire), whose secrets are zeroed
+   * here: a key deleted through the Keymanager API is not loaded again from a file that still holds it.
    */
   private async withoutRetired<T extends { pubkey: string; secret: Uint8Array }>(entries: T[], from: string): Promise<T[]> {
     let retired: Set<string>;
     try {
-      retired = retiredPubkeys(await this.store.getWatermarks());
+      retired = new Set((await this.store.getRetired()).map((r) => r.pubkey));
     } catch (e) {
       for (const k of entries) k.secret.fill(0);
       throw e;
@@ -227,7 +227,7 @@ export class VaultService implements VaultApi {
     for (const k of skipped) k.secret.fill(0);
     this.log.warn(
       { keys: skipped.length, pubkeys: skipped.slice(0, 10).map((k) => k.pubkey), from },
-      "retired keys not loaded: they were deleted through the Keymanager API. To use one again, import it through the Keymanager API, or clear its high watermark (vigil slashing watermark --high --pubkey <key>)",
+      "retired keys not loaded: they were deleted through the Keymanager API. To use one again, import it through the Keymanager API, or lift its retirement (vigil slashing retired --lift <pubkey>)",
     );
     return entries.filter((k) => !retired.has(k.pubkey.toLowerCase()));
   }
@@ -411,7 +411,8 @@ export class VaultService implements VaultApi {
         try {
           await sealed.add([{ secret, path: keystore.path || undefined }]);
           // A key deleted here earlier (retired) signs again once imported again, with the history this request brought.
-          if (retiredPubkeys(await this.store.getWatermarks(pubkey)).has(pubkey)) await this.store.setWatermark({ kind: "high", pubkey });
+          const lifted = await this.store.unretire([pubkey]);
+          if (lifted.length > 0) this.log.warn({ pubkey }, "retirement lifted: the key was imported again through the Keymanager API");
         } catch (e) {
           secret.fill(0);
           throw e;
@@ -428,10 +429,9 @@ export class VaultService implements VaultApi {
 
   async deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
     const statuses: DeleteStatus[] = [];
-    // Retire them first (see RETIREMENT): if the database cannot record it, nothing is deleted.
-    for (const pubkey of new Set(pubkeys.map((p) => p.toLowerCase()))) {
-      if (this.keys.sourceOf(pubkey) === "sealed") await this.store.setWatermark({ ...RETIREMENT, pubkey });
-    }
+    // Retire them first, all in one transaction (SlashingStore.retire): if the database cannot record it, nothing is deleted.
+    const retiring = [...new Set(pubkeys.map((p) => p.toLowerCase()))].filter((pk) => this.keys.sourceOf(pk) === "sealed");
+    if (retiring.length > 0) await this.store.retire(retiring);
     for (const raw of pubkeys) {
       const pubkey = raw.toLowerCase();
       const source = this.keys.sourceOf(pubkey);
@@ -509,14 +509,26 @@ export class VaultService implements VaultApi {
     this.pruneTimer.unref();
   }
 
+  /** Close everything, each part even if another fails (the first failure is thrown at the end). */
   async close(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
-    await this.pruning;
-    await this.lease?.stop();
-    await this.leasePool?.end();
-    this.sealed?.close();
-    await this.store.close();
-    await this.pool?.close();
-    await this.authority.close();
+    const steps: (() => unknown)[] = [
+      () => this.pruning,
+      () => this.lease?.stop(),
+      () => this.leasePool?.end(),
+      () => this.sealed?.close(),
+      () => this.store.close(),
+      () => this.pool?.close(),
+      () => this.authority.close(),
+    ];
+    let failure: unknown = null;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    if (failure !== null) throw failure;
   }
 }

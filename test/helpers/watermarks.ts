@@ -96,3 +96,39 @@ export async function watermarkSemantics(store: SlashingStore, other: SlashingSt
   assert.deepEqual(doc.data[0].signed_attestations.map((a) => [a.source_epoch, a.target_epoch]), [["10", "11"]]);
   assert.equal((await other.getWatermarks()).length, 3);
 }
+
+/**
+ * Retirement (a Keymanager DELETE) through `store`, seen by `other` (another connection or
+ * instance on the same database): everything refused for the retired validators, repeats too,
+ * their watermarks untouched, nothing exported for it; lifting it restores the history's own rules.
+ */
+export async function retirementSemantics(store: SlashingStore, other: SlashingStore): Promise<void> {
+  const [p1, p2, p3] = [pubkey(21), pubkey(22), pubkey(23)];
+  if ((await store.getGenesisValidatorsRoot()) === null) await store.bindGenesisValidatorsRoot(root(99)); // for the export
+  assert.equal(outcome(await store.checkAndRecordBlock(p1, 10, root(1))), "allow");
+  assert.equal(outcome(await store.checkAndRecordAttestation(p1, 1, 2, root(2))), "allow");
+  await store.setWatermark({ kind: "high", pubkey: p1, slot: 100, epoch: 12 });
+  assert.deepEqual(await store.getRetired(), []);
+  await store.retire([p1, p2.toUpperCase().replace("0X", "0x")]);
+  await store.retire([p1]); // again: no change, no error
+  assert.deepEqual((await other.getRetired()).map((r) => r.pubkey), [p1, p2]);
+  for (const r of await other.getRetired()) assert.ok(Number.isFinite(Date.parse(r.retiredAt)), r.retiredAt);
+  // Refused by the other connection at once, the repeats included; others unaffected.
+  assert.equal(outcome(await other.checkAndRecordBlock(p1, 11, root(3))), "VALIDATOR_RETIRED");
+  assert.equal(outcome(await other.checkAndRecordBlock(p1, 10, root(1))), "VALIDATOR_RETIRED");
+  assert.equal(outcome(await other.checkAndRecordAttestation(p1, 2, 3, root(4))), "VALIDATOR_RETIRED");
+  assert.equal(outcome(await other.checkAndRecordAttestation(p2, 0, 1, root(4))), "VALIDATOR_RETIRED");
+  assert.equal(outcome(await other.checkAndRecordBlock(p3, 1, root(5))), "allow");
+  assert.deepEqual(await store.getWatermarks(p1), [{ kind: "high", pubkey: p1, slot: 100, epoch: 12 }]);
+  // A refused decision recorded nothing; the history export knows nothing of retirement.
+  const [v] = (await store.exportInterchange([p1])).data;
+  assert.deepEqual(v.signed_blocks.map((b) => b.slot), ["10"]);
+  // Lifted: the validator's own history and watermarks apply again.
+  assert.deepEqual(await other.unretire([p1, p3]), [p1]);
+  assert.deepEqual((await store.getRetired()).map((r) => r.pubkey), [p2]);
+  assert.equal(outcome(await store.checkAndRecordBlock(p1, 10, root(6))), "DOUBLE_BLOCK_PROPOSAL");
+  assert.equal(outcome(await store.checkAndRecordBlock(p1, 11, root(6))), "allow");
+  assert.equal(outcome(await store.checkAndRecordBlock(p1, 100, root(6))), "AT_OR_ABOVE_HIGH_WATERMARK");
+  await refused(store.retire(["0x1234"]), "INVALID_PUBKEY");
+  await refused(store.unretire(["nope"]), "INVALID_PUBKEY");
+}

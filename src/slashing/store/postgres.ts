@@ -27,10 +27,10 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { badRequest, VigilError } from "../../errors.js";
 import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
-import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS, prunePlan } from "../rules.js";
+import { applicableWatermarks, checkAttestation, checkBlock, NO_WATERMARKS, prunePlan, RETIRED_KIND } from "../rules.js";
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, InterchangeValidator, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
-import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks } from "./store.js";
+import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks, type Retirement } from "./store.js";
 import type { InterchangeSink, OnTentative, SlashingStore, StoreStats } from "./store.js";
 
 /**
@@ -115,6 +115,8 @@ const MIGRATIONS: readonly string[] = [
      CHECK (slot IS NOT NULL OR epoch IS NOT NULL),
      PRIMARY KEY (kind, pubkey)
    );`,
+  // v3: validators retired by a Keymanager DELETE (see SlashingStore.retire).
+  `CREATE TABLE retired_validators (pubkey TEXT PRIMARY KEY CHECK (length(pubkey) = 98), retired_at TIMESTAMPTZ NOT NULL DEFAULT now());`,
 ];
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -175,12 +177,13 @@ const closedError = (): VigilError => new VigilError("unavailable", "SLASHING_DB
  * as parameters: $1 of the history reads is every pubkey of the batch, then one array per column of
  * the requests in queue order (the result rows carry their 1-based position `i`).
  */
-function batchStatements(t: { validators: string; blocks: string; atts: string; watermarks: string }, globalKey: number): string {
+function batchStatements(t: { validators: string; blocks: string; atts: string; watermarks: string; retired: string }, globalKey: number): string {
   return [
     // The shared global lock (imports and watermark changes take it exclusively), then the validators' locks in the given (ascending) order.
     `PREPARE vigil_lock_global AS SELECT pg_advisory_xact_lock_shared(${LOCK_CLASS}, ${globalKey})`,
     `PREPARE vigil_lock_validators(int8[]) AS SELECT pg_advisory_xact_lock(k) FROM unnest($1) AS k`,
-    `PREPARE vigil_watermarks(text[]) AS SELECT kind, pubkey, slot, epoch FROM ${t.watermarks} WHERE pubkey = ANY($1) OR pubkey = '*'`,
+    `PREPARE vigil_watermarks(text[]) AS SELECT kind, pubkey, slot, epoch FROM ${t.watermarks} WHERE pubkey = ANY($1) OR pubkey = '*'
+       UNION ALL SELECT '${RETIRED_KIND}', pubkey, 0, 0 FROM ${t.retired} WHERE pubkey = ANY($1)`,
     `PREPARE vigil_block_history(text[], text[], int8[]) AS
        WITH v AS MATERIALIZED (
          SELECT v.id, v.pubkey, (SELECT min(b.slot) FROM ${t.blocks} b WHERE b.validator_id = v.id) AS min_slot
@@ -285,7 +288,7 @@ export class PostgresSlashingStore implements SlashingStore {
   private readonly migrateKey: number;
   private readonly lockKeys = new Map<string, bigint>();
   /** Schema-qualified table names. */
-  private readonly t: { meta: string; validators: string; blocks: string; atts: string; watermarks: string };
+  private readonly t: { meta: string; validators: string; blocks: string; atts: string; watermarks: string; retired: string };
 
   constructor(
     readonly pool: pg.Pool,
@@ -299,6 +302,7 @@ export class PostgresSlashingStore implements SlashingStore {
       blocks: q("signed_blocks"),
       atts: q("signed_attestations"),
       watermarks: q("watermarks"),
+      retired: q("retired_validators"),
     };
     this.globalKey = schemaLockKey(schema, "global");
     this.migrateKey = schemaLockKey(schema, "migrate");
@@ -529,7 +533,7 @@ export class PostgresSlashingStore implements SlashingStore {
         // The fence's result first: a refusal decides nothing (the transaction rolls back).
         if (fence !== null) fence.verify(begun[begun.length - reads.length - 1]);
         const [wmResult, ...rest] = begun.slice(-reads.length);
-        const wmRows = wmResult.rows as { kind: WatermarkKind; pubkey: string; slot: string | null; epoch: string | null }[];
+        const wmRows = wmResult.rows as { kind: WatermarkKind | typeof RETIRED_KIND; pubkey: string; slot: string | null; epoch: string | null }[];
         const watermarks = new Map<string, Watermarks>();
         const wmOf = (pk: string): Watermarks => {
           let w = watermarks.get(pk);
@@ -795,6 +799,37 @@ export class PostgresSlashingStore implements SlashingStore {
         );
       }
     });
+  }
+
+  async retire(pubkeys: string[]): Promise<void> {
+    const pks = pubkeys.map(checkPubkey);
+    if (this.closing) throw closedError();
+    await this.tx(async (c) => {
+      // Exclusive global lock, as for a watermark: every later batch, in every instance, sees the retirement.
+      await c.query("SELECT pg_advisory_xact_lock($1, $2)", [LOCK_CLASS, this.globalKey]);
+      await c.query(`INSERT INTO ${this.t.retired} (pubkey) SELECT unnest($1::text[]) ON CONFLICT (pubkey) DO NOTHING`, [pks]);
+    });
+  }
+
+  async unretire(pubkeys: string[]): Promise<string[]> {
+    const pks = pubkeys.map(checkPubkey);
+    if (this.closing) throw closedError();
+    let lifted: string[] = [];
+    await this.tx(async (c) => {
+      await c.query("SELECT pg_advisory_xact_lock($1, $2)", [LOCK_CLASS, this.globalKey]);
+      lifted = (await c.query(`DELETE FROM ${this.t.retired} WHERE pubkey = ANY($1::text[]) RETURNING pubkey`, [pks])).rows.map((r: { pubkey: string }) => r.pubkey);
+    });
+    return pks.filter((pk) => lifted.includes(pk));
+  }
+
+  async getRetired(): Promise<Retirement[]> {
+    if (this.closing) throw closedError();
+    try {
+      const rows = (await this.pool.query(`SELECT pubkey, retired_at FROM ${this.t.retired} ORDER BY pubkey`)).rows as { pubkey: string; retired_at: Date }[];
+      return rows.map((r) => ({ pubkey: r.pubkey, retiredAt: r.retired_at.toISOString() }));
+    } catch (e) {
+      throw unavailable(e);
+    }
   }
 
   async prune(keep: PruneSetting, pubkeys?: string[]): Promise<PruneSummary> {

@@ -9,10 +9,10 @@ import path from "node:path";
 import Database from "better-sqlite3";
 import { badRequest, VigilError } from "../../errors.js";
 import { bytesToHex, hexToBytes, INTERCHANGE_FORMAT_VERSION, interchangeSource, validatorRecords, type InterchangeSource } from "../interchange.js";
-import { applicableWatermarks, checkAttestation, checkBlock, prunePlan } from "../rules.js";
+import { applicableWatermarks, checkAttestation, checkBlock, prunePlan, RETIRED_KIND } from "../rules.js";
 import type { Watermarks } from "../rules.js";
 import type { Decision, ImportSummary, Interchange, PruneSetting, PruneSummary, SigningRoot, Watermark, WatermarkKind, WatermarkSetting } from "../types.js";
-import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks } from "./store.js";
+import { checkEpochOrSlot, checkPruneSetting, checkPubkey, checkRoot, checkWatermarkSetting, collectInterchange, GLOBAL_WATERMARK, PRUNE_CHUNK, sortWatermarks, type Retirement } from "./store.js";
 import type { InterchangeSink, OnTentative, SlashingStore, StoreStats } from "./store.js";
 
 export const BUSY_TIMEOUT_MS = 5000;
@@ -47,6 +47,8 @@ const MIGRATIONS: readonly string[] = [
      CHECK (slot IS NOT NULL OR epoch IS NOT NULL),
      PRIMARY KEY (kind, pubkey)
    ) STRICT;`,
+  // v3: validators retired by a Keymanager DELETE (see SlashingStore.retire).
+  `CREATE TABLE retired_validators (pubkey TEXT PRIMARY KEY CHECK (length(pubkey) = 98), retired_at TEXT NOT NULL) STRICT;`,
 ];
 
 /** Open (creating if needed, mode 0600) the SQLite slashing-protection database at `file`. */
@@ -148,7 +150,13 @@ export class SqliteSlashingStore implements SlashingStore {
       insertAtt: p("INSERT INTO signed_attestations (validator_id, source_epoch, target_epoch, signing_root) VALUES (?, ?, ?, ?)"),
       allValidators: p("SELECT id, pubkey FROM validators ORDER BY id"),
       blocksOf: p("SELECT slot, signing_root AS root FROM signed_blocks WHERE validator_id = ? ORDER BY slot, rowid"),
-      watermarksFor: p("SELECT kind, slot, epoch FROM watermarks WHERE pubkey IN (?, '*')"),
+      watermarksFor: p(
+        `SELECT kind, slot, epoch FROM watermarks WHERE pubkey IN (@pk, '*')
+         UNION ALL SELECT '${RETIRED_KIND}', 0, 0 FROM retired_validators WHERE pubkey = @pk`,
+      ),
+      retire: p("INSERT INTO retired_validators (pubkey, retired_at) VALUES (?, ?) ON CONFLICT (pubkey) DO NOTHING"),
+      unretire: p("DELETE FROM retired_validators WHERE pubkey = ?"),
+      allRetired: p("SELECT pubkey, retired_at FROM retired_validators ORDER BY pubkey"),
       watermarksOf: p("SELECT kind, pubkey, slot, epoch FROM watermarks WHERE pubkey IN (?, '*')"),
       allWatermarks: p("SELECT kind, pubkey, slot, epoch FROM watermarks"),
       setWatermark: p(
@@ -228,7 +236,7 @@ export class SqliteSlashingStore implements SlashingStore {
 
   /** Inside a transaction: the watermarks that apply to `pubkey` (its own and the global ones, combined). */
   private watermarks(pubkey: string): Watermarks {
-    return applicableWatermarks(this.s.watermarksFor.all(pubkey) as { kind: WatermarkKind; slot: number | null; epoch: number | null }[]);
+    return applicableWatermarks(this.s.watermarksFor.all({ pk: pubkey }) as { kind: WatermarkKind | typeof RETIRED_KIND; slot: number | null; epoch: number | null }[]);
   }
 
   async getGenesisValidatorsRoot(): Promise<Uint8Array | null> {
@@ -534,6 +542,32 @@ export class SqliteSlashingStore implements SlashingStore {
     type Row = { kind: WatermarkKind; pubkey: string; slot: number | null; epoch: number | null };
     const rows = this.guard(() => (pk === undefined ? this.s.allWatermarks.all() : this.s.watermarksOf.all(pk)) as Row[]);
     return sortWatermarks(rows.map((r) => ({ kind: r.kind, pubkey: r.pubkey === GLOBAL_WATERMARK ? null : r.pubkey, slot: r.slot, epoch: r.epoch })));
+  }
+
+  async retire(pubkeys: string[]): Promise<void> {
+    const pks = pubkeys.map(checkPubkey);
+    const at = new Date().toISOString();
+    // BEGIN IMMEDIATE: serialised with every check-and-record; all or none.
+    this.guard(() =>
+      this.db
+        .transaction(() => {
+          for (const pk of pks) this.s.retire.run(pk, at);
+        })
+        .immediate(),
+    );
+    await this.durable(++this.committed);
+  }
+
+  async unretire(pubkeys: string[]): Promise<string[]> {
+    const pks = pubkeys.map(checkPubkey);
+    const lifted = this.guard(() => this.db.transaction(() => pks.filter((pk) => this.s.unretire.run(pk).changes > 0)).immediate());
+    await this.durable(++this.committed);
+    return lifted;
+  }
+
+  async getRetired(): Promise<Retirement[]> {
+    const rows = this.guard(() => this.s.allRetired.all() as { pubkey: string; retired_at: string }[]);
+    return rows.map((r) => ({ pubkey: r.pubkey, retiredAt: r.retired_at }));
   }
 
   async close(): Promise<void> {

@@ -53,9 +53,26 @@ export interface SlashingStore {
   prune(keep: PruneSetting, pubkeys?: string[]): Promise<PruneSummary>;
   /** The recorded watermarks for display: the global ones and `pubkey`'s, or all of them without `pubkey`. Global first, then by pubkey; low before high. */
   getWatermarks(pubkey?: string): Promise<Watermark[]>;
+  /**
+   * Retire validators (their keys were deleted through the Keymanager API): once it resolves, every
+   * later decision for them, in every instance sharing the database, is VALIDATOR_RETIRED, and no
+   * instance loads their keys. All in one transaction, serialised with check-and-record like a
+   * watermark; watermarks are left as they are. Not part of EIP-3076 (not exported).
+   */
+  retire(pubkeys: string[]): Promise<void>;
+  /** Lift retirements (a key imported again through the Keymanager API); resolves to the pubkeys that were retired. */
+  unretire(pubkeys: string[]): Promise<string[]>;
+  /** The retired validators, by pubkey, with when each was retired. */
+  getRetired(): Promise<Retirement[]>;
   /** Counters since the store opened (metrics). */
   readonly stats: StoreStats;
   close(): Promise<void>;
+}
+
+/** A retired validator: its pubkey and when it was retired (ISO 8601). */
+export interface Retirement {
+  pubkey: string;
+  retiredAt: string;
 }
 
 /** What a store did since it opened: the vault exports these as metrics. */
@@ -139,16 +156,3 @@ export function sortWatermarks(ws: Watermark[]): Watermark[] {
   return ws.sort((a, b) => (scope(a) < scope(b) ? -1 : scope(a) > scope(b) ? 1 : a.kind === b.kind ? 0 : a.kind === "low" ? -1 : 1));
 }
 
-/**
- * A retired validator: its key was deleted through the Keymanager API. Vigil records that as a
- * per-validator HIGH watermark at slot 0 and epoch 0 in the protection database, so that nothing
- * slashable is signed for it again by any instance sharing the database, and no instance loads its
- * key again (an older `keys.vigil` restored from a backup, a failed file removal, a standby's own
- * copy) until the key is imported again through the Keymanager API (or the watermark is cleared).
- */
-export const RETIREMENT = { kind: "high", slot: 0, epoch: 0 } as const;
-
-/** The pubkeys that `watermarks` (from getWatermarks) retire. */
-export function retiredPubkeys(watermarks: Watermark[]): Set<string> {
-  return new Set(watermarks.filter((w) => w.pubkey !== null && w.kind === "high" && w.slot === 0 && w.epoch === 0).map((w) => w.pubkey!));
-}
