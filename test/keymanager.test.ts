@@ -325,6 +325,11 @@ describe("a locked vault", () => {
     const first = await unlockedServer(dataDir);
     await first.close(true);
     await assert.rejects(startTestServer("minimal", [], { dataDir }), /UNLOCK_REQUIRED|--unlock/);
+    // A start-up that fails closes what it opened (the database, the audit log's file handle).
+    const fds = (): number => fs.readdirSync("/proc/self/fd").length;
+    const before = fds();
+    for (let i = 0; i < 20; i++) await assert.rejects(startTestServer("minimal", [], { dataDir }), (e: unknown) => (e as { code?: string }).code === "UNLOCK_REQUIRED");
+    assert.ok(fds() <= before + 2, `file descriptors ${before} → ${fds()} after 20 failed starts`);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 });
