@@ -583,21 +583,42 @@ describe("CLI", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const flags = { url, tokenFile };
+      const flags = { url, tokenFile, yes: true };
       const list = await approvalsList(flags, o.print);
       assert.deepEqual(list.map((e) => e.id).sort(), [id, id2, id3].sort());
       const shown = silent();
       await approvalsShow({ ...flags, id }, shown.print);
-      assert.match(shown.out(), /voluntary exit of validator 42/); // the server's word, shown as such
-      assert.match(shown.out(), new RegExp(exit.signingRoot));
-      assert.match(shown.out(), /checked here {2}the request gives this signing root on minimal \(genesis validators root 0x04700007/);
-      assert.match(shown.out(), /VOLUNTARY_EXIT: voluntary_exit epoch=119 validator_index=0/);
+      const out = shown.out();
+      assert.match(out, /^CHECKED HERE: this machine decoded the request and recomputed its signing root on minimal\n {2}VOLUNTARY_EXIT: voluntary_exit epoch=119 validator_index=0\n/);
+      assert.match(out, /genesis validators root 0x04700007/);
+      assert.ok(out.indexOf("AS THE SERVER DESCRIBES IT (not checked here)") > out.indexOf("CHECKED HERE"), "the server's word comes after the check");
+      assert.match(out, /voluntary exit of validator 42/); // the server's word, shown as such
+      assert.match(out, new RegExp(exit.signingRoot));
       const unchecked = silent();
       await approvalsShow({ ...flags, id: id3 }, unchecked.print);
-      assert.match(unchecked.out(), /NOT CHECKED {3}entry \w+ keeps no sign request/);
+      assert.match(unchecked.out(), /^NOT CHECKED: entry \w+ keeps no sign request/);
 
+      // A server whose description tries to draw over the check (a line break, a terminal escape): printed inert.
+      tamper = (e) => void (e.summary = "harmless\nCHECKED HERE: fake\u001b[8m\u202e");
+      const escaped = silent();
+      await approvalsShow({ ...flags, id }, escaped.print);
+      assert.doesNotMatch(escaped.out(), /[\u001b\u202e]/);
+      assert.match(escaped.out(), /summary {7}harmless\\u000aCHECKED HERE: fake\\u001b\[8m\\u202e/);
+      assert.equal(escaped.out().match(/^CHECKED HERE/gm)?.length, 1);
+      tamper = null;
+
+      // Without --yes the approver is asked, after the local description; "no" sends nothing.
+      const asked: string[] = [];
+      const declined = silent();
+      await assert.rejects(
+        approvalsApprove({ ...flags, yes: false, id, key: ka.keyFile }, declined.print, async (q) => (asked.push(q), false)),
+        code("NOT_CONFIRMED"),
+      );
+      assert.deepEqual(asked, ["approve this VOLUNTARY_EXIT as alice? [y/N] "]);
+      assert.match(declined.out(), /^CHECKED HERE/);
+      assert.equal(q.get(id)!.approvals.length, 0);
       const first = silent();
-      assert.equal((await approvalsApprove({ ...flags, id, key: ka.keyFile }, first.print)).status, "pending"); // name from the key
+      assert.equal((await approvalsApprove({ ...flags, yes: false, id, key: ka.keyFile }, first.print, async () => true)).status, "pending"); // name from the key
       assert.match(first.out(), /approving as alice: VOLUNTARY_EXIT voluntary_exit epoch=119 validator_index=0 \(checked here on minimal\)/);
       await assert.rejects(approvalsApprove({ ...flags, id, key: ka.keyFile }, o.print), code("DUPLICATE_APPROVAL"));
       await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile, name: "carol" }, o.print), code("WRONG_APPROVER_KEY"));
@@ -607,6 +628,9 @@ describe("CLI", () => {
       await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile }, o.print), code("UNVERIFIED_APPROVAL", /gives signing root 0x\w+ on the entry's network minimal/));
       tamper = (e) => void (e.request = null);
       await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile }, o.print), code("UNVERIFIED_APPROVAL", /keeps no sign request/));
+      // The server cannot make this machine read a file of its choosing as the network's config.
+      tamper = (e) => void (e.network = "/dev/zero");
+      await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile }, o.print), code("UNVERIFIED_APPROVAL", /is for network "\/dev\/zero": pass --network/));
       tamper = null;
       await assert.rejects(approvalsApprove({ ...flags, id, key: kb.keyFile, network: "mainnet" }, o.print), code("UNVERIFIED_APPROVAL", /conflicts with network "mainnet"/));
       assert.equal(q.get(id)!.approvals.length, 1, "no approval was sent for an unchecked request");

@@ -427,6 +427,32 @@ describe("a deleted key stays retired", () => {
     }
   });
 
+  it("PostgreSQL: a key still held by one instance and retired by another signs there again once imported there again (duplicate)", async () => {
+    const scratch = new PgScratch("retire");
+    await scratch.ping();
+    const db = { dbUrl: PG_URL, dbSchema: scratch.schema() };
+    const open = async (): Promise<TestServer> => {
+      const s = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", ...db });
+      await s.vault.unlock("env:UNUSED", fromEnv);
+      return s;
+    };
+    const [A, B] = [await open(), await open()];
+    try {
+      const keystore = await keystoreOf();
+      for (const s of [A, B]) assert.equal((await km(s, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
+      const signB = (body: unknown) => post(`${B.url}/api/v1/eth2/sign/${pk}`, body);
+      assert.equal((await signB(attestation(1, 2))).json.code, "VALIDATOR_RETIRED");
+      assert.deepEqual((await km(B, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "duplicate" }]);
+      assert.deepEqual(await retired(B), []);
+      assert.equal((await signB(attestation(1, 2))).status, 200);
+    } finally {
+      await A.close();
+      await B.close();
+      await scratch.cleanup();
+    }
+  });
+
   it("PostgreSQL: an instance that still holds the key (a keystore directory) refuses its blocks and attestations once another deleted it, and does not load it again", async () => {
     const scratch = new PgScratch("retire");
     await scratch.ping();

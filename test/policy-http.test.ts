@@ -169,9 +169,9 @@ describe("policy over HTTP", () => {
     fs.writeFileSync(keyFile, approvers[0].privatePem, { mode: 0o600 });
     const tokenFile = path.join(dir, "admin-token.txt");
     fs.writeFileSync(tokenFile, ADMIN, { mode: 0o600 });
-    const flags = { url: server.url, tokenFile, id: other.json.approval_id, key: keyFile };
+    const flags = { url: server.url, tokenFile, id: other.json.approval_id, key: keyFile, yes: true };
     const quiet = (): void => undefined;
-    await assert.rejects(approvalsApprove(flags, quiet), (e: unknown) => e instanceof VigilError && e.code === "UNVERIFIED_APPROVAL" && /network policy-devnet/.test(e.message));
+    await assert.rejects(approvalsApprove(flags, quiet), (e: unknown) => e instanceof VigilError && e.code === "UNVERIFIED_APPROVAL" && /network "policy-devnet": pass --network/.test(e.message));
     const state = await approvalsApprove({ ...flags, network: path.join(dir, "devnet.yaml") }, quiet);
     assert.deepEqual([state.status, state.approvals], ["pending", 1]);
     assert.equal((await admin("", undefined)).status, 200);
@@ -246,5 +246,28 @@ describe("policy over HTTP", () => {
     const history = fs.readFileSync(path.join(data, "policy.history"), "utf8").trim().split("\n");
     assert.deepEqual(history, [policyYaml(), fs.readFileSync(path.join(dir, "loosened.yaml"), "utf8"), revision].map((t) => policyDigest(t)));
     server = await startTestServer(devnetConfig(dir), [keys[0].secret], { apiToken: ADMIN, dataDir: data });
+  });
+
+  it("a start-up that fails accepts nothing: the new policy is recorded only once the instance runs with it", async () => {
+    await server.close(true);
+    const data = path.join(dir, "data");
+    const read = (f: string): string => fs.readFileSync(path.join(data, f), "utf8");
+    const [accepted, history] = [read("policy.accepted.yaml"), read("policy.history")];
+    const next = "# revision 4\n" + policyYaml();
+    const file = path.join(dir, "next.yaml");
+    fs.writeFileSync(file, next);
+    const running = policyDigest(accepted);
+    let sigs = addPolicySignature(null, next, signPolicy(next, createPrivateKey(approvers[0].privatePem), "alice", running), running);
+    sigs = addPolicySignature(sigs, next, signPolicy(next, createPrivateKey(approvers[1].privatePem), "bob", running), running);
+    fs.writeFileSync(signatureFileFor(file), JSON.stringify(sigs));
+    const start = () => startTestServer(devnetConfig(dir), [keys[0].secret], { policyFile: file, apiToken: ADMIN, dataDir: data });
+    fs.writeFileSync(path.join(data, "keys.vigil"), "a sealed key store"); // start-up fails after the policy was read
+    await assert.rejects(start(), (e: unknown) => e instanceof VigilError && e.code === "UNLOCK_REQUIRED");
+    fs.rmSync(path.join(data, "keys.vigil"));
+    assert.equal(read("policy.accepted.yaml"), accepted);
+    assert.equal(read("policy.history"), history);
+    server = await start();
+    assert.equal(read("policy.accepted.yaml"), next);
+    assert.equal(read("policy.history"), history + policyDigest(next) + "\n");
   });
 });

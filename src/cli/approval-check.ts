@@ -35,15 +35,24 @@ const unverifiable = (why: string): VigilError => new VigilError("bad_request", 
 export async function checkApprovalRequest(entry: ApprovalEntry, networkFlag?: string): Promise<CheckedRequest> {
   if (entry.request === undefined || entry.request === null) {
     throw unverifiable(
-      `entry ${entry.id} keeps no sign request to recompute its signing root from (an entry from an older Vigil, or a request over 64 KiB): ` +
+      `entry ${entry.id} keeps no sign request to recompute its signing root from (an entry from an older Vigil, or a request over 4 KiB): ` +
         "its summary is only the server's word; reject it, or have the client send the request again after it expires",
     );
   }
-  const name = networkFlag ?? entry.network;
-  if (!name) throw unverifiable(`entry ${entry.id} does not say which network it is for: pass --network`);
+  // The server names a network; only a built-in one is taken from it (never a path on this machine).
+  const name = networkFlag ?? (NAMED_NETWORKS.includes(String(entry.network)) ? String(entry.network) : undefined);
+  if (!name) {
+    throw unverifiable(`entry ${entry.id} is for network ${JSON.stringify(entry.network ?? null)}: pass --network <name|config.yaml> (a custom network: its config.yaml)`);
+  }
   const where = networkFlag ? `--network ${networkFlag}` : `the entry's network ${name} (pass --network <name|config.yaml> for another)`;
-  if (!NAMED_NETWORKS.includes(name) && !fs.existsSync(name)) {
-    throw unverifiable(`cannot check on ${where}: no such network here (for a custom network, pass --network <its config.yaml>)`);
+  if (!NAMED_NETWORKS.includes(name)) {
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(name);
+    } catch {
+      /* reported below */
+    }
+    if (!st?.isFile() || st.size > 1 << 20) throw unverifiable(`cannot check on ${where}: not a network name nor a config.yaml file (of at most 1 MiB) here`);
   }
   try {
     choosePreset(name);

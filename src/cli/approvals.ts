@@ -123,31 +123,40 @@ function describeState(s: ApprovalState): string {
   return `${s.id}: ${s.status} (${s.approvals} of ${s.quorum} approvals${until})`;
 }
 
-/** A human description of an entry (the text `show` prints). */
+/**
+ * Text from the server, made safe to print: control characters (a terminal escape could hide or
+ * redraw lines), line breaks and bidirectional overrides become visible \u escapes.
+ */
+export function printable(value: unknown): string {
+  return String(value).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+/** A human description of an entry as the server gives it (what `show` prints after its own check). */
 export function formatApproval(e: ApprovalEntry): string {
+  const P = printable;
   const approved = new Map(e.approvals.map((a) => [a.approver, a.at]));
   const rejected = new Map(e.rejections.map((a) => [a.approver, a.at]));
   const who = e.approvers
-    .map((a) => a.name + (approved.has(a.name) ? ` (approved ${approved.get(a.name)})` : rejected.has(a.name) ? ` (rejected ${rejected.get(a.name)})` : ""))
+    .map((a) => P(a.name) + (approved.has(a.name) ? ` (approved ${P(approved.get(a.name))})` : rejected.has(a.name) ? ` (rejected ${P(rejected.get(a.name))})` : ""))
     .join(", ");
   const lines = [
-    `approval      ${e.id}`,
-    `status        ${e.status} (${e.approvals.length} of ${e.quorum} approvals)`,
-    `type          ${e.type}`,
-    `summary       ${e.summary}`,
-    `pubkey        ${e.pubkey}`,
-    `signing root  ${e.signing_root}`,
-    `rule          ${e.rule_id}`,
-    `client        ${e.client ?? "-"}`,
-    `created       ${e.created}`,
-    ...(e.approved_at ? [`approved at   ${e.approved_at}`] : []),
-    ...(e.rejected_at ? [`rejected at   ${e.rejected_at}`] : []),
-    ...(e.expires_at ? [`${e.status === "approved" ? "signable until" : "expires      "} ${e.expires_at}`] : []),
+    `approval      ${P(e.id)}`,
+    `status        ${P(e.status)} (${e.approvals.length} of ${P(e.quorum)} approvals)`,
+    `type          ${P(e.type)}`,
+    `summary       ${P(e.summary)}`,
+    `pubkey        ${P(e.pubkey)}`,
+    `signing root  ${P(e.signing_root)}`,
+    `rule          ${P(e.rule_id)}`,
+    `client        ${P(e.client ?? "-")}`,
+    `created       ${P(e.created)}`,
+    ...(e.approved_at ? [`approved at   ${P(e.approved_at)}`] : []),
+    ...(e.rejected_at ? [`rejected at   ${P(e.rejected_at)}`] : []),
+    ...(e.expires_at ? [`${e.status === "approved" ? "signable until" : "expires      "} ${P(e.expires_at)}`] : []),
     `approvers     ${who}`,
   ];
   if (e.content !== null && e.content !== undefined) {
     lines.push("content");
-    lines.push(...JSON.stringify(e.content, null, 2).split("\n").map((l) => "  " + l));
+    lines.push(...JSON.stringify(e.content, null, 2).split("\n").map((l) => "  " + P(l)));
   }
   return lines.join("\n") + "\n";
 }
@@ -156,7 +165,7 @@ export async function approvalsList(flags: AdminFlags, print: Print = stdout): P
   const list = await call<ApprovalEntry[]>(flags, "GET", route());
   if (!Array.isArray(list)) throw new VigilError("unavailable", "BAD_RESPONSE", "the approvals list is not an array");
   if (list.length === 0) print("no approvals\n");
-  for (const e of list) print(`${e.id}  ${e.status.padEnd(8)}  ${e.approvals.length}/${e.quorum}  ${e.created}  ${e.type}  ${e.summary}\n`);
+  for (const e of list) print(`${printable(e.id)}  ${printable(e.status).padEnd(8)}  ${e.approvals?.length}/${printable(e.quorum)}  ${printable(e.created)}  ${printable(e.type)}  ${printable(e.summary)} (the server's description)\n`);
   return list;
 }
 
@@ -167,12 +176,13 @@ function checkEntryId(entry: ApprovalEntry, id: string): void {
   }
 }
 
-/** What this machine makes of the entry's request: the lines `show` and `approve` print. */
-function describeCheck(c: CheckedRequest): string {
+/** What this machine makes of the entry's request: the lines `show` and `approve` print first. */
+function describeCheck(e: ApprovalEntry, c: CheckedRequest): string {
   return (
-    `checked here  the request gives this signing root on ${c.network} (genesis validators root ${c.genesisValidatorsRoot})\n` +
-    `              ${c.type}: ${c.summary}\n` +
-    JSON.stringify(c.fields, null, 2).split("\n").map((l) => "              " + l).join("\n") +
+    `CHECKED HERE: this machine decoded the request and recomputed its signing root on ${c.network}\n` +
+    `  ${c.type}: ${printable(c.summary)}\n` +
+    `  pubkey ${e.pubkey}\n  signing root ${e.signing_root}\n  genesis validators root ${c.genesisValidatorsRoot}\n` +
+    JSON.stringify(c.fields, null, 2).split("\n").map((l) => "  " + printable(l)).join("\n") +
     "\n"
   );
 }
@@ -180,13 +190,13 @@ function describeCheck(c: CheckedRequest): string {
 export async function approvalsShow(flags: AdminFlags & { id: string; network?: string }, print: Print = stdout): Promise<ApprovalEntry> {
   const e = await call<ApprovalEntry>(flags, "GET", route(flags.id));
   checkEntryId(e, flags.id);
-  print(formatApproval(e));
   try {
-    print(describeCheck(await checkApprovalRequest(e, flags.network)));
+    print(describeCheck(e, await checkApprovalRequest(e, flags.network)));
   } catch (err) {
     if (!(err instanceof VigilError)) throw err;
-    print(`NOT CHECKED   ${err.message}\n              (the summary and content above are only the server's word; approve refuses this entry)\n`);
+    print(`NOT CHECKED: ${printable(err.message)}\n  (what follows is only the server's word; approve refuses this entry)\n`);
   }
+  print("\nAS THE SERVER DESCRIBES IT (not checked here):\n" + formatApproval(e));
   return e;
 }
 
@@ -205,9 +215,22 @@ function approverFor(entry: ApprovalEntry, key: KeyObject, name: string | undefi
   return a.name;
 }
 
-type DecideFlags = AdminFlags & { id: string; key: string; name?: string; network?: string };
+type DecideFlags = AdminFlags & { id: string; key: string; name?: string; network?: string; yes?: boolean };
 
-async function decide(verdict: ApprovalVerdict, flags: DecideFlags, print: Print): Promise<ApprovalState> {
+/** Asks the approver a yes/no question (default: on the terminal; false when there is none). */
+export type Ask = (question: string) => Promise<boolean>;
+
+const askOnTerminal: Ask = async (question) => {
+  if (!process.stdin.isTTY) return false;
+  const rl = (await import("node:readline/promises")).createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+};
+
+async function decide(verdict: ApprovalVerdict, flags: DecideFlags, print: Print, ask: Ask = askOnTerminal): Promise<ApprovalState> {
   const key = loadApproverPrivateKey(flags.key);
   const entry = await call<ApprovalEntry>(flags, "GET", route(flags.id));
   // The id binds pubkey, signing root and rule: refuse an answer that does not hold together.
@@ -215,10 +238,15 @@ async function decide(verdict: ApprovalVerdict, flags: DecideFlags, print: Print
   const approver = approverFor(entry, key, flags.name);
   // An approval is given only for a request this machine decoded and whose root it recomputed;
   // a rejection needs no such check (it can only stop a signature).
-  let described = `${entry.type} ${entry.summary} (the server's description)`;
+  let described = `${printable(entry.type)} ${printable(entry.summary)} (the server's description)`;
   if (verdict === "approve") {
     const checked = await checkApprovalRequest(entry, flags.network);
-    described = `${checked.type} ${checked.summary} (checked here on ${checked.network})`;
+    print(describeCheck(entry, checked));
+    described = `${checked.type} ${printable(checked.summary)} (checked here on ${checked.network})`;
+    // The approver answers what this machine decoded, not what the server said.
+    if (!flags.yes && !(await ask(`approve this ${checked.type} as ${approver}? [y/N] `))) {
+      throw new VigilError("bad_request", "NOT_CONFIRMED", "not approved: answer yes at the prompt, or pass --yes once you have checked it (vigil approvals show)");
+    }
   }
   const signature = signApproval(key, approvalMessage(entry.id, entry.pubkey, entry.signing_root, verdict));
   print(`${verdict === "approve" ? "approving" : "rejecting"} as ${approver}: ${described}\n  pubkey ${entry.pubkey}\n  signing root ${entry.signing_root}\n`);
@@ -227,8 +255,8 @@ async function decide(verdict: ApprovalVerdict, flags: DecideFlags, print: Print
   return state;
 }
 
-export function approvalsApprove(flags: DecideFlags, print: Print = stdout): Promise<ApprovalState> {
-  return decide("approve", flags, print);
+export function approvalsApprove(flags: DecideFlags, print: Print = stdout, ask?: Ask): Promise<ApprovalState> {
+  return decide("approve", flags, print, ask);
 }
 
 export function approvalsReject(flags: DecideFlags, print: Print = stdout): Promise<ApprovalState> {

@@ -287,13 +287,15 @@ networkOption(adminOptions(approvals.command("show <id>").description("Show one 
   return run(async () => (await import("./approvals.js")).approvalsShow({ ...this.opts(), id }))();
 });
 for (const verb of ["approve", "reject"] as const) {
-  networkOption(adminOptions(approvals.command(`${verb} <id>`).description(`${verb === "approve" ? "Approve a request whose signing root this machine recomputes from its content" : "Reject a request"} with your approver key (signed locally)`)))
+  const cmd = networkOption(adminOptions(approvals.command(`${verb} <id>`).description(`${verb === "approve" ? "Approve a request whose signing root this machine recomputes from its content" : "Reject a request"} with your approver key (signed locally)`)))
     .requiredOption("--key <file>", "your approver private key (vigil approvers new)")
-    .option("--name <name>", "your approver name in the policy (default: found from the key)")
+    .option("--name <name>", "your approver name in the policy (default: found from the key)");
+  if (verb === "approve") cmd.option("--yes", "approve without the prompt (the request is still checked and described first)");
+  cmd
     .action(function (this: Command, id: string) {
       return run(async () => {
         const m = await import("./approvals.js");
-        await (verb === "approve" ? m.approvalsApprove : m.approvalsReject)({ ...(this.opts() as { url: string; tokenFile: string; key: string; name?: string; network?: string }), id });
+        await (verb === "approve" ? m.approvalsApprove : m.approvalsReject)({ ...(this.opts() as { url: string; tokenFile: string; key: string; name?: string; network?: string; yes?: boolean }), id });
       })();
     });
 }

@@ -89,8 +89,11 @@ export interface ApprovalRequestFacts {
   network?: string;
 }
 
-/** The largest sign request (JSON) an approval entry keeps for approvers to check. */
-export const MAX_KEPT_REQUEST_BYTES = 64 * 1024;
+/**
+ * The largest sign request (compact JSON) an approval entry keeps for approvers to check: exits,
+ * deposits and registrations take well under 1 KiB; up to 1,000 pending entries stay a few MB.
+ */
+export const MAX_KEPT_REQUEST_BYTES = 4 * 1024;
 
 export interface ApprovalSignatureRecord {
   approver: string;

@@ -28,12 +28,12 @@ export type Outcome = AuditEntry["outcome"];
  * dropping the flag cannot loosen the rules), or the built-in default. When the accepted policy
  * requires signatures for changes, a different file must carry them (`<file>.sig.json`).
  */
-export function loadPolicy(dataDir: string, file?: string): { policy: Policy; source: string } {
+export function loadPolicy(dataDir: string, file?: string): { policy: Policy; source: string; accept: () => void } {
   const acceptedPath = path.join(dataDir, ACCEPTED_POLICY_FILE);
   const accepted = fs.existsSync(acceptedPath) ? fs.readFileSync(acceptedPath, "utf8") : null;
   if (!file) {
-    if (accepted !== null) return { policy: parsePolicy(accepted, acceptedPath), source: `${acceptedPath} (accepted earlier)` };
-    return { policy: defaultPolicy(), source: "built-in default" };
+    if (accepted !== null) return { policy: parsePolicy(accepted, acceptedPath), source: `${acceptedPath} (accepted earlier)`, accept: () => undefined };
+    return { policy: defaultPolicy(), source: "built-in default", accept: () => undefined };
   }
   let text: string;
   try {
@@ -61,10 +61,14 @@ export function loadPolicy(dataDir: string, file?: string): { policy: Policy; so
         );
       }
     }
-    writeFileAtomicSync(acceptedPath, text, 0o600);
-    recordPolicy(dataDir, text, history);
+    // Written once the instance has started with it: a start-up that fails accepts nothing.
+    const accept = (): void => {
+      writeFileAtomicSync(acceptedPath, text, 0o600);
+      recordPolicy(dataDir, text, history);
+    };
+    return { policy, source: file, accept };
   }
-  return { policy, source: file };
+  return { policy, source: file, accept: () => undefined };
 }
 
 /** The digests of every policy in force here so far (the accepted one included, recorded if it is missing). */
@@ -97,12 +101,26 @@ export class Authority {
     readonly audit: AuditLog,
     readonly approvals: ApprovalQueue,
     private readonly network: Network,
+    /** Records the policy as the one in force (policy.accepted.yaml, policy.history); see acceptPolicy. */
+    private readonly accept: () => void,
   ) {}
 
   static async open(dataDir: string, network: Network, policyFile?: string): Promise<Authority> {
-    const { policy, source } = loadPolicy(dataDir, policyFile);
+    const { policy, source, accept } = loadPolicy(dataDir, policyFile);
     const audit = await AuditLog.open(dataDir);
-    return new Authority(policy, source, audit, ApprovalQueue.open(dataDir), network);
+    let approvals: ApprovalQueue;
+    try {
+      approvals = ApprovalQueue.open(dataDir);
+    } catch (e) {
+      await audit.close();
+      throw e;
+    }
+    return new Authority(policy, source, audit, approvals, network, accept);
+  }
+
+  /** Once the instance has started: the policy it runs becomes the accepted one (a changed policy is recorded only then). */
+  acceptPolicy(): void {
+    this.accept();
   }
 
   /** The policy's verdict for a decoded request; throws 403 to refuse or to ask for approvals. */

@@ -113,6 +113,7 @@ export class VaultService implements VaultApi {
     const service = new VaultService(network, store, log, authority);
     try {
       await service.start(config);
+      service.authority.acceptPolicy();
     } catch (e) {
       // Nothing stays open when start-up fails (the audit log's file handle, the lease, the database).
       await service.close().catch(() => undefined);
@@ -405,6 +406,8 @@ export class VaultService implements VaultApi {
         const pubkey = pubkeyFromSecret(secret);
         if (this.keys.has(pubkey)) {
           secret.fill(0);
+          // Held here, but retired by another instance on the database: importing it here means it is to sign here.
+          if ((await this.store.unretire([pubkey])).length > 0) this.log.warn({ pubkey }, "retirement lifted: the key was imported again through the Keymanager API");
           out.push({ status: "duplicate" });
           continue;
         }
