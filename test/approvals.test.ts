@@ -41,7 +41,7 @@ import {
   signPolicy,
   verifyPolicySignatures,
 } from "../src/policy/signed-policy.js";
-import { approvalsApprove, approvalsList, approvalsReject, approvalsShow, approversNew, policySign, policyVerify } from "../src/cli/approvals.js";
+import { approvalsApprove, approvalsList, approvalsReject, approvalsShow, approversNew, policySign, policyVerify, printable } from "../src/cli/approvals.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "vigil-approvals-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -603,9 +603,16 @@ describe("CLI", () => {
       const escaped = silent();
       await approvalsShow({ ...flags, id }, escaped.print);
       assert.doesNotMatch(escaped.out(), /[\u001b\u202e]/);
-      assert.match(escaped.out(), /summary {7}harmless\\u000aCHECKED HERE: fake\\u001b\[8m\\u202e/);
+      assert.match(escaped.out(), /summary {7}harmless\\u\{a\}CHECKED HERE: fake\\u\{1b\}\[8m\\u\{202e\}/);
       assert.equal(escaped.out().match(/^CHECKED HERE/gm)?.length, 1);
+      // An approver name (not signed, but printed in the question) that is no policy name: refused before anything is asked.
+      tamper = (e) => void (e.approvers[0].name = "alice\u001b[3A\u001b[2K  VOLUNTARY_EXIT: harmless");
+      const never = async (): Promise<boolean> => assert.fail("asked");
+      await assert.rejects(approvalsApprove({ ...flags, yes: false, id, key: ka.keyFile }, o.print, never), code("BAD_RESPONSE", /names an approver "alice\\\\u\{1b\}/));
       tamper = null;
+      // --network must name a network or a config file (not a directory, a device, a huge file).
+      await assert.rejects(approvalsApprove({ ...flags, id, key: ka.keyFile, network: dir }, o.print), code("UNVERIFIED_APPROVAL", /not a network name nor a config\.yaml file/));
+      assert.equal(printable("a\u2028b\u200bc\ufeffd\u{e0041}e\u0085f"), "a\\u{2028}b\\u{200b}c\\u{feff}d\\u{e0041}e\\u{85}f");
 
       // Without --yes the approver is asked, after the local description; "no" sends nothing.
       const asked: string[] = [];

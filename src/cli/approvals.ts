@@ -106,8 +106,9 @@ async function call<T>(flags: AdminFlags, method: "GET" | "POST", route: string,
   }
   if (!res.ok) {
     const b = json as { code?: unknown; message?: unknown } | null;
-    const code = typeof b?.code === "string" ? b.code : `HTTP_${res.status}`;
-    const message = typeof b?.message === "string" ? b.message : `${method} ${url}: HTTP ${res.status}`;
+    // The server's words, made inert: they are printed on the approver's terminal.
+    const code = typeof b?.code === "string" ? printable(b.code).slice(0, 64) : `HTTP_${res.status}`;
+    const message = typeof b?.message === "string" ? printable(b.message).slice(0, 1000) : `${method} ${url}: HTTP ${res.status}`;
     throw new VigilError(kindOf(res.status), code, message);
   }
   const data = (json as { data?: unknown } | null)?.data;
@@ -119,8 +120,9 @@ const route = (id?: string, action?: string): string =>
   "/admin/v1/approvals" + (id === undefined ? "" : "/" + encodeURIComponent(id)) + (action ? "/" + action : "");
 
 function describeState(s: ApprovalState): string {
-  const until = s.expires_at ? `; ${s.status === "approved" ? "signable until" : "expires"} ${s.expires_at}` : "";
-  return `${s.id}: ${s.status} (${s.approvals} of ${s.quorum} approvals${until})`;
+  const P = printable;
+  const until = s.expires_at ? `; ${s.status === "approved" ? "signable until" : "expires"} ${P(s.expires_at)}` : "";
+  return `${P(s.id)}: ${P(s.status)} (${P(s.approvals)} of ${P(s.quorum)} approvals${until})`;
 }
 
 /**
@@ -128,7 +130,8 @@ function describeState(s: ApprovalState): string {
  * redraw lines), line breaks and bidirectional overrides become visible \u escapes.
  */
 export function printable(value: unknown): string {
-  return String(value).replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  // Control and format characters (escapes, bidi overrides, zero-width marks), line and paragraph separators.
+  return String(value).replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => "\\u{" + c.codePointAt(0)!.toString(16) + "}");
 }
 
 /** A human description of an entry as the server gives it (what `show` prints after its own check). */
@@ -203,15 +206,24 @@ export async function approvalsShow(flags: AdminFlags & { id: string; network?: 
 /** Which approver of `entry` the key belongs to (`name` given: checked against the entry's set). */
 function approverFor(entry: ApprovalEntry, key: KeyObject, name: string | undefined): string {
   const mine = publicKeyBase64(key);
+  // The names come from the server: only policy-shaped names are printed or signed for.
+  for (const a of entry.approvers) {
+    try {
+      checkApproverName(a.name);
+    } catch {
+      throw new VigilError("unavailable", "BAD_RESPONSE", `the server's entry names an approver ${JSON.stringify(printable(a.name))} no policy can name; not signing`);
+    }
+  }
+  const names = entry.approvers.map((x) => x.name).join(", ");
   if (name !== undefined) {
     checkApproverName(name);
     const a = entry.approvers.find((x) => x.name === name);
-    if (!a) throw new VigilError("bad_request", "UNKNOWN_APPROVER", `${name} is not an approver of ${entry.id} (approvers: ${entry.approvers.map((x) => x.name).join(", ")})`);
-    if (a.public_key !== mine) throw new VigilError("bad_request", "WRONG_APPROVER_KEY", `this key (${mine}) is not ${name}'s key in the policy (${a.public_key})`);
+    if (!a) throw new VigilError("bad_request", "UNKNOWN_APPROVER", `${name} is not an approver of ${entry.id} (approvers: ${names})`);
+    if (a.public_key !== mine) throw new VigilError("bad_request", "WRONG_APPROVER_KEY", `this key (${mine}) is not ${name}'s key in the policy (${printable(a.public_key)})`);
     return name;
   }
   const a = entry.approvers.find((x) => x.public_key === mine);
-  if (!a) throw new VigilError("bad_request", "UNKNOWN_APPROVER", `this key (${mine}) belongs to no approver of ${entry.id} (approvers: ${entry.approvers.map((x) => x.name).join(", ")})`);
+  if (!a) throw new VigilError("bad_request", "UNKNOWN_APPROVER", `this key (${mine}) belongs to no approver of ${entry.id} (approvers: ${names})`);
   return a.name;
 }
 
@@ -221,8 +233,9 @@ type DecideFlags = AdminFlags & { id: string; key: string; name?: string; networ
 export type Ask = (question: string) => Promise<boolean>;
 
 const askOnTerminal: Ask = async (question) => {
-  if (!process.stdin.isTTY) return false;
-  const rl = (await import("node:readline/promises")).createInterface({ input: process.stdin, output: process.stderr });
+  // Only when the approver sees the description (stdout) and answers on the same terminal.
+  if (!process.stdin.isTTY || !process.stdout.isTTY) return false;
+  const rl = (await import("node:readline/promises")).createInterface({ input: process.stdin, output: process.stdout });
   try {
     return /^y(es)?$/i.test((await rl.question(question)).trim());
   } finally {
@@ -245,7 +258,11 @@ async function decide(verdict: ApprovalVerdict, flags: DecideFlags, print: Print
     described = `${checked.type} ${printable(checked.summary)} (checked here on ${checked.network})`;
     // The approver answers what this machine decoded, not what the server said.
     if (!flags.yes && !(await ask(`approve this ${checked.type} as ${approver}? [y/N] `))) {
-      throw new VigilError("bad_request", "NOT_CONFIRMED", "not approved: answer yes at the prompt, or pass --yes once you have checked it (vigil approvals show)");
+      throw new VigilError(
+        "bad_request",
+        "NOT_CONFIRMED",
+        "not approved: answer yes at the prompt (on a terminal, output not redirected), or pass --yes once you have checked it (vigil approvals show)",
+      );
     }
   }
   const signature = signApproval(key, approvalMessage(entry.id, entry.pubkey, entry.signing_root, verdict));
