@@ -487,3 +487,48 @@ describe("a deleted key stays retired", () => {
     }
   });
 });
+
+describe("Keymanager imports and deletions run one at a time, in the order they arrive", () => {
+  const pk = keys[1].pubkey;
+  const KEYSTORE_PW = "pw-pw-pw-pw";
+  const ids = (res: { json: { data: { validating_pubkey: string }[] } }) => res.json.data.map((k) => k.validating_pubkey);
+
+  it("an import of a held key (slow scrypt) and a DELETE sent just after it: duplicate, then deleted; the key stays retired", async () => {
+    const server = await unlockedServer();
+    try {
+      const quick = JSON.stringify(await encryptKeystore(keys[1].secret, KEYSTORE_PW, { kdf: "pbkdf2" }));
+      assert.deepEqual((await km(server, "POST", { keystores: [quick], passwords: [KEYSTORE_PW] })).json.data, [{ status: "imported" }]);
+      // EIP-2335's default scrypt (n = 2^18): decrypting it takes far longer than a DELETE.
+      const slow = JSON.stringify(await encryptKeystore(keys[1].secret, KEYSTORE_PW));
+      const importing = km(server, "POST", { keystores: [slow], passwords: [KEYSTORE_PW] });
+      await new Promise((r) => setTimeout(r, 100)); // the import is in the vault, decrypting
+      const deleting = km(server, "DELETE", { pubkeys: [pk] });
+      const [imported, deleted] = await Promise.all([importing, deleting]);
+      assert.deepEqual(imported.json.data, [{ status: "duplicate" }], "the import ran first and found the key held");
+      assert.deepEqual(deleted.json.data, [{ status: "deleted" }]);
+      assert.deepEqual((await server.vault.store.getRetired()).map((r) => r.pubkey), [pk], "the retirement is not lost");
+      assert.deepEqual(ids(await km(server, "GET")), []);
+      const refused = await post(`${server.url}/api/v1/eth2/sign/${pk}`, attestation(1, 2));
+      assert.equal(refused.status, 404, refused.text);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("the same new keystore imported by two requests at once: one imported, one duplicate", async () => {
+    const server = await unlockedServer();
+    try {
+      const keystore = JSON.stringify(await encryptKeystore(keys[1].secret, KEYSTORE_PW, { kdf: "pbkdf2" }));
+      const body = { keystores: [keystore], passwords: [KEYSTORE_PW] };
+      // A slow disk: writing the key store file takes 300 ms (the window in which a second import could look).
+      const sealed = (server.vault as unknown as { sealed: { add: (...a: unknown[]) => Promise<unknown> } }).sealed;
+      const add = sealed.add.bind(sealed);
+      sealed.add = async (...a) => (await new Promise((r) => setTimeout(r, 300)), add(...a));
+      const answers = await Promise.all([km(server, "POST", body), km(server, "POST", body)]);
+      assert.deepEqual(answers.map((a) => a.json.data[0].status).sort(), ["duplicate", "imported"]);
+      assert.deepEqual(ids(await km(server, "GET")), [pk]);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -71,6 +71,7 @@ import fsp from "node:fs/promises";
 import path from "node:path";
 import { VigilError } from "../errors.js";
 import { fsyncDir } from "../fs-atomic.js";
+import { Serial } from "../serial.js";
 import { normalizePassword, pubkeyFromSecret } from "./keystore.js";
 import { STORE_SCRYPT } from "./scrypt-cost.js";
 
@@ -488,7 +489,8 @@ function newKdf(passphrase: string, opts: CreateOptions): KdfJson {
 
 export class SealedKeyStore {
   private index = new Map<string, number>();
-  private queue: Promise<unknown> = Promise.resolve();
+  /** add/remove/changePassphrase of one store object run one at a time. */
+  private readonly serial = new Serial();
 
   private constructor(
     readonly file: string,
@@ -599,7 +601,7 @@ export class SealedKeyStore {
    * twice in `keys`, is 'duplicate' (the stored entry is kept). Input secrets are not zeroed.
    */
   add(keys: { secret: Uint8Array; path?: string }[]): Promise<{ pubkey: string; status: "imported" | "duplicate" }[]> {
-    return this.serialized(async () => {
+    return this.serial.run(async () => {
       const k = this.unlocked();
       // validate everything before changing anything
       const prepared = keys.map(({ secret, path: p }, i) => {
@@ -637,7 +639,7 @@ export class SealedKeyStore {
 
   /** Removes keys (one atomic rewrite). */
   remove(pubkeys: string[]): Promise<{ pubkey: string; status: "deleted" | "not_found" }[]> {
-    return this.serialized(async () => {
+    return this.serial.run(async () => {
       const k = this.unlocked();
       const wanted = pubkeys.map(normalizePubkey);
       const gone = new Set<string>();
@@ -657,7 +659,7 @@ export class SealedKeyStore {
    * file and this object are unchanged.
    */
   changePassphrase(passphrase: string, opts: CreateOptions = {}): Promise<{ kdf: StoreSummary["kdf"] }> {
-    return this.serialized(async () => {
+    return this.serial.run(async () => {
       const old = this.unlocked();
       const kdf = newKdf(passphrase, opts);
       const next = await deriveKeys(passphrase, kdf);
@@ -720,13 +722,6 @@ export class SealedKeyStore {
 
   private reindex(): void {
     this.index = new Map(this.doc.keys.map((e, i) => [e.pubkey, i]));
-  }
-
-  /** add/remove of one store object run one at a time. */
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 }
 

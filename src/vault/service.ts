@@ -18,6 +18,7 @@ import type { AuditRecord } from "../audit/log.js";
 import { Authority } from "./authority.js";
 import type { PostgresSlashingStore } from "../slashing/store/postgres.js";
 import { readPassphrase } from "../keys/unlock.js";
+import { Serial } from "../serial.js";
 import { KeyVault, type KeySource } from "../keys/vault.js";
 import { Signer } from "../signer.js";
 import { interchangeSource, serializeInterchange } from "../slashing/interchange.js";
@@ -371,11 +372,26 @@ export class VaultService implements VaultApi {
     };
   }
 
-  async reload(): Promise<{ errors: number }> {
-    return this.loadKeystoreDir();
+  /**
+   * Imports, deletions and reloads run one at a time, in the order they arrive: each decides from
+   * the keys held and the retirements recorded when it starts (an import that found a key held and
+   * lifted its retirement must not interleave with a DELETE that retires it).
+   */
+  private readonly keyOps = new Serial();
+
+  reload(): Promise<{ errors: number }> {
+    return this.keyOps.run(() => this.loadKeystoreDir());
   }
 
-  async importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
+  importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
+    return this.keyOps.run(() => this.importNow(keystores, passwords, slashingProtection));
+  }
+
+  deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
+    return this.keyOps.run(() => this.deleteNow(pubkeys));
+  }
+
+  private async importNow(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
     if (keystores.length !== passwords.length) {
       throw new VigilError("bad_request", "INVALID_REQUEST", "keystores and passwords must have the same length");
     }
@@ -430,7 +446,7 @@ export class VaultService implements VaultApi {
     return out;
   }
 
-  async deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
+  private async deleteNow(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
     const statuses: DeleteStatus[] = [];
     // Retire them first, all in one transaction (SlashingStore.retire): if the database cannot record it, nothing is deleted.
     const retiring = [...new Set(pubkeys.map((p) => p.toLowerCase()))].filter((pk) => this.keys.sourceOf(pk) === "sealed");
