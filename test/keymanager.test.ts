@@ -334,6 +334,18 @@ describe("a locked vault", () => {
   });
 });
 
+/** A retired validator's key is unloaded (in the background) after its first refusal: wait for its RANDAO to be 404. */
+async function untilUnloaded(server: TestServer, pubkey: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await post(`${server.url}/api/v1/eth2/sign/${pubkey}`, sample("RANDAO_REVEAL.json"));
+    if (res.status === 404) return assert.equal(res.json.code, "KEY_NOT_FOUND");
+    assert.equal(res.status, 200, res.text);
+    assert.ok(Date.now() < deadline, "the retired key was not unloaded within 10 s");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe("a deleted key stays retired", () => {
   const pk = keys[2].pubkey;
   const keystoreOf = async (): Promise<string> => JSON.stringify(await encryptKeystore(keys[2].secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }));
@@ -427,7 +439,7 @@ describe("a deleted key stays retired", () => {
     }
   });
 
-  it("PostgreSQL: a key still held by one instance and retired by another signs there again once imported there again (duplicate)", async () => {
+  it("PostgreSQL: a key held by one instance and retired by another is unloaded there at its first refusal, and signs there again once imported there again", async () => {
     const scratch = new PgScratch("retire");
     await scratch.ping();
     const db = { dbUrl: PG_URL, dbSchema: scratch.schema() };
@@ -443,7 +455,9 @@ describe("a deleted key stays retired", () => {
       assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
       const signB = (body: unknown) => post(`${B.url}/api/v1/eth2/sign/${pk}`, body);
       assert.equal((await signB(attestation(1, 2))).json.code, "VALIDATOR_RETIRED");
-      assert.deepEqual((await km(B, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "duplicate" }]);
+      await untilUnloaded(B, pk);
+      assert.deepEqual((await km(B, "GET")).json.data, []);
+      assert.deepEqual((await km(B, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "imported" }]);
       assert.deepEqual(await retired(B), []);
       assert.equal((await signB(attestation(1, 2))).status, 200);
     } finally {
@@ -453,7 +467,7 @@ describe("a deleted key stays retired", () => {
     }
   });
 
-  it("PostgreSQL: an instance that still holds the key (a keystore directory) refuses its blocks and attestations once another deleted it, and does not load it again", async () => {
+  it("PostgreSQL: an instance that still holds the key (a keystore directory) refuses its blocks and attestations once another deleted it, then unloads it, and does not load it again", async () => {
     const scratch = new PgScratch("retire");
     await scratch.ping();
     const db = { dbUrl: PG_URL, dbSchema: scratch.schema() };
@@ -470,12 +484,12 @@ describe("a deleted key stays retired", () => {
       assert.equal((await signB(attestation(1, 2))).status, 200);
       assert.equal((await km(A, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
       assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
-      for (const body of [attestation(2, 3), block(30, "0x" + "61".repeat(32))]) {
-        const res = await signB(body);
-        assert.equal(res.status, 412, res.text);
-        assert.equal(res.json.code, "VALIDATOR_RETIRED");
-        assert.match(res.json.message, /its key was deleted through the Keymanager API/);
-      }
+      const res = await signB(attestation(2, 3));
+      assert.equal(res.status, 412, res.text);
+      assert.equal(res.json.code, "VALIDATOR_RETIRED");
+      assert.match(res.json.message, /its key was deleted through the Keymanager API/);
+      await untilUnloaded(B, pk); // then RANDAO, exits and everything else stop too
+      assert.equal((await signB(block(30, "0x" + "61".repeat(32)))).json.code, "KEY_NOT_FOUND");
       await B.close(true);
       B = await startTestServer("minimal", [], { ...db, dataDir: path.join(dirB, "data"), keystores: keystoresB });
       assert.equal((await signB(sample("RANDAO_REVEAL.json"))).status, 404, "not loaded again from the keystore directory");

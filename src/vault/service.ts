@@ -287,6 +287,7 @@ export class VaultService implements VaultApi {
       );
     } catch (e) {
       const err = e instanceof VigilError ? e : new VigilError("internal", "INTERNAL_ERROR", "internal error");
+      if (err.code === "VALIDATOR_RETIRED") this.unloadRetired(pubkey.toLowerCase());
       if (audited) {
         // Audited as allowed, then the protection commit, signing or the audit write failed: no signature
         // left. Say so in the log too (best effort: a failed audit log already refuses everything).
@@ -311,6 +312,27 @@ export class VaultService implements VaultApi {
       ruleId: v?.ruleId,
       warnings: v?.warnings ?? [],
     };
+  }
+
+  private readonly unloading = new Set<string>();
+
+  /**
+   * A validator retired while its key is held here (deleted through the Keymanager API by another
+   * instance on the database) stops signing here altogether, exits and RANDAO included: its key is
+   * unloaded after its first refused decision, in turn with imports (one may have lifted the retirement).
+   */
+  private unloadRetired(pubkey: string): void {
+    if (this.unloading.has(pubkey)) return;
+    this.unloading.add(pubkey);
+    this.keyOps
+      .run(async () => {
+        const retired = (await this.store.getRetired()).some((r) => r.pubkey === pubkey);
+        if (retired && this.keys.remove(pubkey)) {
+          this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
+        }
+      })
+      .catch((e) => this.log.error({ err: e, pubkey }, "could not check the retirement of a refused validator; its key stays loaded (its blocks and attestations are still refused)"))
+      .finally(() => this.unloading.delete(pubkey));
   }
 
   async listApprovals(): Promise<unknown[]> {
