@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { after, test } from "node:test";
 import { killVigils, runVigil, spawnVigil, stopVigil, type RunResult } from "./helpers/cli.js";
@@ -217,6 +218,24 @@ test("vigil start with bad options: exit 1 with a clear message, nothing created
     fs.writeFileSync(file, "");
     const notDir = await runVigil(["start", "--network", "minimal", "--data-dir", file, "--host", "127.0.0.1", "--port", "0"]);
     assertFailed(notDir, /DATA_DIR_UNUSABLE: cannot use .*a-file as the data directory/);
+  });
+  await t.test("the port is taken: exit 1 naming it, and a new policy is not recorded as accepted", async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+    try {
+      const port = String((taken.address() as net.AddressInfo).port);
+      const dataDir = fresh("data");
+      const policy = fresh("policy.yaml");
+      fs.writeFileSync(policy, "version: 1\nrules:\n  - id: duties\n    match: { types: [ATTESTATION, RANDAO_REVEAL] }\n    action: allow\n");
+      const r = await runVigil(["start", "--network", "minimal", "--data-dir", dataDir, "--host", "127.0.0.1", "--port", port, "--policy", policy]);
+      assertFailed(r, new RegExp(`PORT_IN_USE: .*127\\.0\\.0\\.1:${port}`));
+      assert.equal(fs.existsSync(path.join(dataDir, "policy.accepted.yaml")), false, "not accepted: the instance never started with it");
+      const started = await spawnVigil(["--network", "minimal", "--data-dir", dataDir, "--policy", policy]);
+      t.after(() => stopVigil(started.proc));
+      assert.equal(fs.readFileSync(path.join(dataDir, "policy.accepted.yaml"), "utf8"), fs.readFileSync(policy, "utf8"));
+    } finally {
+      taken.close();
+    }
   });
   await t.test("an unknown flag", async () => {
     const r = await runVigil(["start", "--data-dir", fresh("data"), "--bogus"]);

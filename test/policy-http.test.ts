@@ -248,7 +248,7 @@ describe("policy over HTTP", () => {
     server = await startTestServer(devnetConfig(dir), [keys[0].secret], { apiToken: ADMIN, dataDir: data });
   });
 
-  it("a start-up that fails accepts nothing: the new policy is recorded only once the instance runs with it", async () => {
+  it("a start-up that fails accepts nothing: the new policy is recorded only once the instance runs with it (listening and unlocked)", async () => {
     await server.close(true);
     const data = path.join(dir, "data");
     const read = (f: string): string => fs.readFileSync(path.join(data, f), "utf8");
@@ -266,6 +266,16 @@ describe("policy over HTTP", () => {
     fs.rmSync(path.join(data, "keys.vigil"));
     assert.equal(read("policy.accepted.yaml"), accepted);
     assert.equal(read("policy.history"), history);
+    // Listening, but locked (waiting for the key store passphrase): not started yet either.
+    server = await startTestServer(devnetConfig(dir), [], { policyFile: file, apiToken: ADMIN, dataDir: data, unlock: "env:UNUSED" });
+    assert.equal((await server.vault.status()).locked, true);
+    assert.equal(read("policy.accepted.yaml"), accepted);
+    assert.equal(read("policy.history"), history);
+    await server.vault.unlock("env:UNUSED", async () => "a key store passphrase");
+    assert.equal(read("policy.accepted.yaml"), next);
+    assert.equal(read("policy.history"), history + policyDigest(next) + "\n");
+    await server.close(true);
+    fs.rmSync(path.join(data, "keys.vigil"));
     server = await start();
     assert.equal(read("policy.accepted.yaml"), next);
     assert.equal(read("policy.history"), history + policyDigest(next) + "\n");

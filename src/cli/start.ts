@@ -5,6 +5,7 @@
 import pino from "pino";
 import { isLoopback, type StartOptions } from "../config/options.js";
 import { VaultClient } from "../vault/client.js";
+import { VigilError } from "../errors.js";
 import { API_TOKEN_FILE, DB_FILE } from "../config/files.js";
 import fs from "node:fs";
 import path from "node:path";
@@ -18,6 +19,16 @@ function redact(url: string): string {
   } catch {
     return "(unparsable URL)";
   }
+}
+
+/** Why the port could not be bound, in words (the address is taken, not on this machine, or privileged). */
+function listenError(e: unknown, host: string, port: number): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  if (code === "EADDRINUSE") return new VigilError("bad_request", "PORT_IN_USE", `${where} is already in use (another Vigil or another program): stop it or choose another --port`);
+  if (code === "EADDRNOTAVAIL") return new VigilError("bad_request", "ADDRESS_UNAVAILABLE", `${host} is not an address of this machine (--host)`);
+  if (code === "EACCES") return new VigilError("bad_request", "PORT_NOT_ALLOWED", `not allowed to listen on ${where} (ports below 1024 need privileges): choose another --port`);
+  return e;
 }
 
 export async function start(opts: StartOptions): Promise<void> {
@@ -69,7 +80,15 @@ export async function start(opts: StartOptions): Promise<void> {
       }
     : undefined;
   const app = buildApp({ vault, metrics, reload, apiToken, clientAuth }, { logger: log, https });
-  const address = await app.listen({ host: opts.host, port: opts.port });
+  let address: string;
+  try {
+    address = await app.listen({ host: opts.host, port: opts.port });
+  } catch (e) {
+    stopping = true; // the vault process stops because we close it
+    await vault.close().catch(() => undefined);
+    throw listenError(e, opts.host, opts.port);
+  }
+  await vault.started(); // a new policy is recorded as accepted now (or once unlocked), not before
 
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;

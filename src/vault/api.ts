@@ -81,6 +81,11 @@ export interface VaultApi {
   importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]>;
   /** Stop signing with these keys, then return their EIP-3076 history (JSON text). */
   deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }>;
+  /**
+   * The HTTP server is listening: once the vault is also unlocked, the instance has started, and a
+   * new policy it runs is recorded as accepted (a start-up that fails before accepts nothing).
+   */
+  started(): Promise<void>;
 }
 
 /** Operations of the IPC protocol, one per VaultApi method. */
@@ -95,5 +100,6 @@ export const VAULT_OPS = [
   "getApproval",
   "approve",
   "reject",
+  "started",
 ] as const;
 export type VaultOp = (typeof VAULT_OPS)[number];

@@ -113,6 +113,9 @@ export class VaultClient implements VaultApi {
   reload(): Promise<{ errors: number }> {
     return this.call("reload");
   }
+  started(): Promise<void> {
+    return this.call("started");
+  }
   importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
     return this.call("importKeystores", keystores, passwords, slashingProtection);
   }

@@ -114,7 +114,6 @@ export class VaultService implements VaultApi {
     const service = new VaultService(network, store, log, authority);
     try {
       await service.start(config);
-      service.authority.acceptPolicy();
     } catch (e) {
       // Nothing stays open when start-up fails (the audit log's file handle, the lease, the database).
       await service.close().catch(() => undefined);
@@ -208,6 +207,7 @@ export class VaultService implements VaultApi {
     this.sealed = sealed;
     this.pendingUnlock = null;
     this.locked = false;
+    this.acceptPolicyOnceStarted();
     this.log.info({ keys: unsealed.length, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
     return unsealed.length;
   }
@@ -312,6 +312,22 @@ export class VaultService implements VaultApi {
       ruleId: v?.ruleId,
       warnings: v?.warnings ?? [],
     };
+  }
+
+  private serving = false;
+  private policyAccepted = false;
+
+  async started(): Promise<void> {
+    this.serving = true;
+    this.acceptPolicyOnceStarted();
+  }
+
+  /** Listening and unlocked: the policy in force becomes the accepted one (policy.accepted.yaml, policy.history). */
+  private acceptPolicyOnceStarted(): void {
+    if (!this.serving || this.locked || this.policyAccepted) return;
+    this.authority.acceptPolicy();
+    this.policyAccepted = true;
+    this.log.info({ policy: this.authority.policySource }, "policy in force");
   }
 
   private readonly unloading = new Set<string>();

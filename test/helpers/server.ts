@@ -37,6 +37,7 @@ export async function startTestServer(
   const clientAuth = clients ? new ClientAuth(clients) : undefined;
   const app = buildApp({ vault, metrics: new Metrics(), reload, apiToken, clientAuth });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
+  await vault.started();
   return {
     url,
     dataDir,
