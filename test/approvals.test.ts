@@ -16,6 +16,7 @@ import {
   approvalId,
   approvalMessage,
   ApprovalQueue,
+  MAX_KEPT_REQUEST_BYTES,
   rejectionMessage,
   type ApprovalEntry,
   type ApprovalRequestFacts,
@@ -176,6 +177,28 @@ describe("approval queue", () => {
     assert.notEqual(q.request(facts({ signingRoot: ROOT2 }), T0).id, a.id);
     assert.notEqual(q.request(facts({ ruleId: "other" }), T0).id, a.id);
     assert.equal(q.list().length, 3);
+  });
+
+  test("the sign request is kept for approvers up to MAX_KEPT_REQUEST_BYTES of compact JSON, null beyond (and on reopening the file)", () => {
+    const dir = freshDir();
+    const q = ApprovalQueue.open(dir);
+    // A request whose compact JSON is exactly `bytes` long.
+    const sized = (bytes: number) => {
+      const shell = JSON.stringify({ type: "VOLUNTARY_EXIT", pad: "" });
+      return { type: "VOLUNTARY_EXIT", pad: "x".repeat(bytes - shell.length) };
+    };
+    const fits = sized(MAX_KEPT_REQUEST_BYTES);
+    const over = sized(MAX_KEPT_REQUEST_BYTES + 1);
+    assert.equal(JSON.stringify(over).length, MAX_KEPT_REQUEST_BYTES + 1);
+    const a = q.request(facts({ request: fits }), T0);
+    const b = q.request(facts({ signingRoot: ROOT2, request: over }), T0);
+    const c = q.request(facts({ ruleId: "no-request" }), T0);
+    assert.deepEqual(q.get(a.id)!.request, fits);
+    assert.equal(q.get(b.id)!.request, null);
+    assert.equal(q.get(c.id)!.request, null);
+    const reopened = ApprovalQueue.open(dir);
+    assert.deepEqual(reopened.get(a.id)!.request, fits);
+    assert.equal(reopened.get(b.id)!.request, null);
   });
 
   test("2-of-3: one approval pending, a second by another approver approves", () => {

@@ -332,6 +332,21 @@ describe("a locked vault", () => {
     assert.ok(fds() <= before + 2, `file descriptors ${before} → ${fds()} after 20 failed starts`);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
+  it("a start-up that fails at an unreadable approvals.json closes the audit log it opened", async () => {
+    const dataDir = tempDir();
+    fs.mkdirSync(path.join(dataDir, "approvals.json")); // EISDIR
+    const auditFds = (): number => fs.readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(dataDir);
+      } catch {
+        return false; // closed since the listing
+      }
+    }).length;
+    for (let i = 0; i < 5; i++) await assert.rejects(startTestServer("minimal", [], { dataDir }), (e: unknown) => (e as { code?: string }).code === "APPROVALS_UNREADABLE");
+    assert.ok(fs.existsSync(path.join(dataDir, "audit.log")), "the audit log was opened before approvals.json");
+    assert.equal(auditFds(), 0, "no file of the data directory is still open");
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
 });
 
 /** A retired validator's key is unloaded (in the background) after its first refusal: wait for its RANDAO to be 404. */

@@ -215,7 +215,6 @@ export function rejectionMessage(id: string, pubkey: string, signingRoot: string
   return approvalMessage(id, pubkey, signingRoot, "reject");
 }
 
-/** JSON-safe copy: bigint → decimal string, Uint8Array → 0x hex, undefined fields dropped. */
 /** The request to keep in an entry: a JSON copy, or null when absent, not JSON or beyond MAX_KEPT_REQUEST_BYTES. */
 function keptRequest(request: unknown): unknown {
   if (request === undefined) return null;
