@@ -311,6 +311,10 @@ describe("a locked vault", () => {
       const res = await post(`${server.url}/api/v1/eth2/sign/${keys[2].pubkey}`, sample("RANDAO_REVEAL.json"));
       assert.equal(res.status, 503);
       assert.equal(res.json.code, "LOCKED");
+      // Locked, its keys are not loaded: a DELETE could only say not_active and retire nothing.
+      const del = await km(server, "DELETE", { pubkeys: [keys[2].pubkey] });
+      assert.equal(del.status, 503, JSON.stringify(del.json));
+      assert.equal(del.json.code, "LOCKED");
       await assert.rejects(server.vault.unlock("env:UNUSED", async () => "not the passphrase"), /WRONG_PASSPHRASE|passphrase/i);
       await server.vault.unlock("env:UNUSED", fromEnv);
       const signed = await post(`${server.url}/api/v1/eth2/sign/${keys[2].pubkey}`, sample("RANDAO_REVEAL.json"));
@@ -331,6 +335,28 @@ describe("a locked vault", () => {
     for (let i = 0; i < 20; i++) await assert.rejects(startTestServer("minimal", [], { dataDir }), (e: unknown) => (e as { code?: string }).code === "UNLOCK_REQUIRED");
     assert.ok(fds() <= before + 2, `file descriptors ${before} → ${fds()} after 20 failed starts`);
     fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+  it("unlocked, but the new policy cannot be recorded as accepted: the unlock fails with POLICY_NOT_RECORDED naming the cause", async () => {
+    const dataDir = tempDir();
+    const policyFile = path.join(dataDir, "..", `${path.basename(dataDir)}-policy.yaml`);
+    fs.writeFileSync(policyFile, "version: 1\nrules:\n  - id: duties\n    match: { types: [ATTESTATION, RANDAO_REVEAL] }\n    action: allow\n");
+    const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir, policyFile });
+    try {
+      const authority = (server.vault as unknown as { authority: { acceptPolicy(): void } }).authority;
+      authority.acceptPolicy = () => {
+        throw new Error("ENOSPC: no space left on device"); // the data directory's disk is full
+      };
+      await assert.rejects(server.vault.unlock("env:UNUSED", fromEnv), (e: unknown) => {
+        assert.ok(e instanceof VigilError);
+        assert.equal(e.code, "POLICY_NOT_RECORDED");
+        assert.match(e.message, /could not be recorded as accepted .*ENOSPC/);
+        return true;
+      });
+      assert.equal(fs.existsSync(path.join(dataDir, "policy.accepted.yaml")), false);
+    } finally {
+      await server.close();
+      fs.rmSync(policyFile, { force: true });
+    }
   });
   it("a start-up that fails at an unreadable approvals.json closes the audit log it opened", async () => {
     const dataDir = tempDir();
@@ -472,6 +498,12 @@ describe("a deleted key stays retired", () => {
       assert.equal((await signB(attestation(1, 2))).json.code, "VALIDATOR_RETIRED");
       await untilUnloaded(B, pk);
       assert.deepEqual((await km(B, "GET")).json.data, []);
+      // Unloaded, but still in B's keys.vigil: a DELETE there removes it from the file too.
+      const inBStore = () => fs.readFileSync(path.join(B.dataDir, "keys.vigil"), "utf8").includes(pk.slice(2));
+      assert.equal(inBStore(), true);
+      const delB = await km(B, "DELETE", { pubkeys: [pk] });
+      assert.deepEqual(delB.json.data, [{ status: "deleted" }]);
+      assert.equal(inBStore(), false);
       assert.deepEqual((await km(B, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "imported" }]);
       assert.deepEqual(await retired(B), []);
       assert.equal((await signB(attestation(1, 2))).status, 200);
@@ -541,6 +573,30 @@ describe("Keymanager imports and deletions run one at a time, in the order they 
       assert.equal(refused.status, 404, refused.text);
     } finally {
       await server.close();
+    }
+  });
+
+  it("shutting down lets an import already running finish before the stores close; a new one is refused", async () => {
+    const dataDir = tempDir();
+    const server = await unlockedServer(dataDir);
+    let closed = false;
+    try {
+      const slow = JSON.stringify(await encryptKeystore(keys[1].secret, KEYSTORE_PW)); // scrypt: still decrypting at close
+      const importing = server.vault.importKeystores([slow], [KEYSTORE_PW]);
+      await new Promise((r) => setTimeout(r, 50));
+      const closing = server.close(true);
+      closed = true;
+      assert.deepEqual(await importing, [{ status: "imported" }]);
+      await closing;
+      await assert.rejects(server.vault.importKeystores([slow], [KEYSTORE_PW]), (e: unknown) => e instanceof VigilError && e.code === "SHUTTING_DOWN");
+      const again = await unlockedServer(dataDir);
+      try {
+        assert.deepEqual(ids(await km(again, "GET")), [pk], "the import reached the key store file");
+      } finally {
+        await again.close();
+      }
+    } finally {
+      if (!closed) await server.close();
     }
   });
 

@@ -117,7 +117,7 @@ if (service.pendingUnlock) {
       break;
     } catch (e) {
       const wire = protocol.errorToWire(e);
-      log.error({ code: wire.code }, `cannot unlock the key store: ${wire.message}`);
+      log.error({ code: wire.code, ...(wire.kind === "internal" ? { err: e } : {}) }, `cannot unlock the key store: ${wire.message}`);
       if (i >= tries || wire.code !== "WRONG_PASSPHRASE") {
         process.stderr.write(`vigil: ${wire.code}: ${wire.message}\n`);
         await service.close();

@@ -193,23 +193,27 @@ export class VaultService implements VaultApi {
       sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
     }
     const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
-    let unsealed;
-    try {
-      unsealed = await this.withoutRetired(sealed.unsealAll(), this.sealedFile);
-    } catch (e) {
-      if (!opened) sealed.close();
-      throw e;
-    }
-    await this.keys.addAll(
-      "sealed",
-      unsealed.map(({ pubkey, secret }) => ({ pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path })),
-    );
-    this.sealed = sealed;
-    this.pendingUnlock = null;
-    this.locked = false;
+    // In turn with key operations: retirements are read and the keys loaded as one step.
+    const count = await this.keyOp(async () => {
+      let unsealed;
+      try {
+        unsealed = await this.withoutRetired(sealed.unsealAll(), this.sealedFile);
+      } catch (e) {
+        if (!opened) sealed.close();
+        throw e;
+      }
+      await this.keys.addAll(
+        "sealed",
+        unsealed.map(({ pubkey, secret }) => ({ pubkey, secret, origin: this.sealedFile, path: info.get(pubkey)?.path })),
+      );
+      this.sealed = sealed;
+      this.pendingUnlock = null;
+      this.locked = false;
+      return unsealed.length;
+    });
+    this.log.info({ keys: count, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
     this.acceptPolicyOnceStarted();
-    this.log.info({ keys: unsealed.length, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
-    return unsealed.length;
+    return count;
   }
 
   /**
@@ -325,7 +329,16 @@ export class VaultService implements VaultApi {
   /** Listening and unlocked: the policy in force becomes the accepted one (policy.accepted.yaml, policy.history). */
   private acceptPolicyOnceStarted(): void {
     if (!this.serving || this.locked || this.policyAccepted) return;
-    this.authority.acceptPolicy();
+    try {
+      this.authority.acceptPolicy();
+    } catch (e) {
+      this.log.error({ err: e }, "the policy in force could not be recorded as accepted");
+      throw new VigilError(
+        "unavailable",
+        "POLICY_NOT_RECORDED",
+        `the policy in force (${this.authority.policySource}) could not be recorded as accepted in the data directory: ${(e as Error).message}`,
+      );
+    }
     this.policyAccepted = true;
     this.log.info({ policy: this.authority.policySource }, "policy in force");
   }
@@ -340,14 +353,15 @@ export class VaultService implements VaultApi {
   private unloadRetired(pubkey: string): void {
     if (this.unloading.has(pubkey)) return;
     this.unloading.add(pubkey);
-    this.keyOps
-      .run(async () => {
-        const retired = (await this.store.getRetired()).some((r) => r.pubkey === pubkey);
-        if (retired && this.keys.remove(pubkey)) {
-          this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
-        }
+    this.keyOp(async () => {
+      const retired = (await this.store.getRetired()).some((r) => r.pubkey === pubkey);
+      if (retired && this.keys.remove(pubkey)) {
+        this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
+      }
+    })
+      .catch((e) => {
+        if (!this.closing) this.log.error({ err: e, pubkey }, "could not check the retirement of a refused validator; its key stays loaded (its blocks and attestations are still refused)");
       })
-      .catch((e) => this.log.error({ err: e, pubkey }, "could not check the retirement of a refused validator; its key stays loaded (its blocks and attestations are still refused)"))
       .finally(() => this.unloading.delete(pubkey));
   }
 
@@ -416,17 +430,24 @@ export class VaultService implements VaultApi {
    * lifted its retirement must not interleave with a DELETE that retires it).
    */
   private readonly keyOps = new Serial();
+  /** Set by close(): no new key operation starts; those already asked for finish before the stores close. */
+  private closing = false;
+
+  private keyOp<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new VigilError("unavailable", "SHUTTING_DOWN", "Vigil is shutting down"));
+    return this.keyOps.run(fn);
+  }
 
   reload(): Promise<{ errors: number }> {
-    return this.keyOps.run(() => this.loadKeystoreDir());
+    return this.keyOp(() => this.loadKeystoreDir());
   }
 
   importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
-    return this.keyOps.run(() => this.importNow(keystores, passwords, slashingProtection));
+    return this.keyOp(() => this.importNow(keystores, passwords, slashingProtection));
   }
 
   deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
-    return this.keyOps.run(() => this.deleteNow(pubkeys));
+    return this.keyOp(() => this.deleteNow(pubkeys));
   }
 
   private async importNow(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
@@ -485,14 +506,29 @@ export class VaultService implements VaultApi {
   }
 
   private async deleteNow(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
+    // Locked, the sealed keys are not loaded: a DELETE would answer not_active, retire nothing, and
+    // the key would sign here again once unlocked.
+    if (this.locked) throw new VigilError("unavailable", "LOCKED", "the key store is locked: unlock Vigil first");
     const statuses: DeleteStatus[] = [];
     // Retire them first, all in one transaction (SlashingStore.retire): if the database cannot record it, nothing is deleted.
-    const retiring = [...new Set(pubkeys.map((p) => p.toLowerCase()))].filter((pk) => this.keys.sourceOf(pk) === "sealed");
+    // A key in the store but not loaded (its validator was retired, e.g. by another instance) is deleted from the store too.
+    const inStore = new Set(this.sealed?.list().map((k) => k.pubkey) ?? []);
+    const sealedHere = (pk: string): boolean => this.keys.sourceOf(pk) === "sealed" || (!this.keys.has(pk) && inStore.has(pk));
+    const retiring = [...new Set(pubkeys.map((p) => p.toLowerCase()))].filter(sealedHere);
     if (retiring.length > 0) await this.store.retire(retiring);
+    const removed = new Set<string>();
     for (const raw of pubkeys) {
       const pubkey = raw.toLowerCase();
       const source = this.keys.sourceOf(pubkey);
-      if (source && source !== "sealed") {
+      if (!source && inStore.has(pubkey) && !removed.has(pubkey)) {
+        removed.add(pubkey);
+        try {
+          await this.sealed!.remove([pubkey]);
+          statuses.push({ status: "deleted" });
+        } catch (e) {
+          statuses.push({ status: "error", message: `not removed from ${this.sealedFile}: ${(e as Error).message}` });
+        }
+      } else if (source && source !== "sealed") {
         statuses.push({ status: "error", message: `key loaded from a keystore directory (${source}): remove its file and POST /reload` });
       } else if (source === "sealed") {
         this.keys.remove(pubkey); // from here on nothing is signed with it
@@ -569,7 +605,9 @@ export class VaultService implements VaultApi {
   /** Close everything, each part even if another fails (the first failure is thrown at the end). */
   async close(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    this.closing = true;
     const steps: (() => unknown)[] = [
+      () => this.keyOps.run(async () => undefined), // key operations already asked for finish first
       () => this.pruning,
       () => this.lease?.stop(),
       () => this.leasePool?.end(),
