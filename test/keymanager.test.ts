@@ -336,7 +336,7 @@ describe("a locked vault", () => {
     assert.ok(fds() <= before + 2, `file descriptors ${before} → ${fds()} after 20 failed starts`);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
-  it("unlocked, but the new policy cannot be recorded as accepted: the unlock fails with POLICY_NOT_RECORDED naming the cause", async () => {
+  it("the new policy cannot be recorded as accepted: the unlock fails with POLICY_NOT_RECORDED naming the cause, and the vault stays locked", async () => {
     const dataDir = tempDir();
     const policyFile = path.join(dataDir, "..", `${path.basename(dataDir)}-policy.yaml`);
     fs.writeFileSync(policyFile, "version: 1\nrules:\n  - id: duties\n    match: { types: [ATTESTATION, RANDAO_REVEAL] }\n    action: allow\n");
@@ -353,10 +353,26 @@ describe("a locked vault", () => {
         return true;
       });
       assert.equal(fs.existsSync(path.join(dataDir, "policy.accepted.yaml")), false);
+      assert.equal((await server.vault.status()).locked, true, "the vault stays locked");
+      const res = await post(`${server.url}/api/v1/eth2/sign/${keys[0].pubkey}`, sample("RANDAO_REVEAL.json"));
+      assert.equal(res.status, 503, res.text);
+      assert.equal(res.json.code, "LOCKED");
     } finally {
       await server.close();
       fs.rmSync(policyFile, { force: true });
     }
+  });
+  it("shut down while waiting for a new key store's passphrase: no key store is created once it arrives", async () => {
+    const dataDir = tempDir();
+    const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "prompt", dataDir });
+    let give: (p: string) => void = () => undefined;
+    const unlocking = server.vault.unlock("prompt", () => new Promise<string>((r) => (give = r)));
+    await new Promise((r) => setTimeout(r, 50));
+    await server.close(true);
+    give(PASSPHRASE);
+    await assert.rejects(unlocking, (e: unknown) => e instanceof VigilError && e.code === "SHUTTING_DOWN");
+    assert.equal(fs.existsSync(path.join(dataDir, "keys.vigil")), false);
+    fs.rmSync(dataDir, { recursive: true, force: true });
   });
   it("a start-up that fails at an unreadable approvals.json closes the audit log it opened", async () => {
     const dataDir = tempDir();
@@ -498,11 +514,12 @@ describe("a deleted key stays retired", () => {
       assert.equal((await signB(attestation(1, 2))).json.code, "VALIDATOR_RETIRED");
       await untilUnloaded(B, pk);
       assert.deepEqual((await km(B, "GET")).json.data, []);
-      // Unloaded, but still in B's keys.vigil: a DELETE there removes it from the file too.
+      // Unloaded, but still in B's keys.vigil: a DELETE there removes it from the file too (not active here).
       const inBStore = () => fs.readFileSync(path.join(B.dataDir, "keys.vigil"), "utf8").includes(pk.slice(2));
       assert.equal(inBStore(), true);
       const delB = await km(B, "DELETE", { pubkeys: [pk] });
-      assert.deepEqual(delB.json.data, [{ status: "deleted" }]);
+      assert.deepEqual(delB.json.data, [{ status: "not_active" }]);
+      assertMatchesSpec("local_keystores.yaml", "delete", "200", delB.json);
       assert.equal(inBStore(), false);
       assert.deepEqual((await km(B, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "imported" }]);
       assert.deepEqual(await retired(B), []);
@@ -597,6 +614,20 @@ describe("Keymanager imports and deletions run one at a time, in the order they 
       }
     } finally {
       if (!closed) await server.close();
+    }
+  });
+
+  it("a key listed twice in one DELETE is deleted once; its other entries say not_active (history returned once)", async () => {
+    const server = await unlockedServer();
+    try {
+      const keystore = JSON.stringify(await encryptKeystore(keys[1].secret, KEYSTORE_PW, { kdf: "pbkdf2" }));
+      assert.deepEqual((await km(server, "POST", { keystores: [keystore], passwords: [KEYSTORE_PW] })).json.data, [{ status: "imported" }]);
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, attestation(1, 2))).status, 200);
+      const del = await km(server, "DELETE", { pubkeys: [pk, pk, pk.toUpperCase().replace("0X", "0x")] });
+      assert.deepEqual(del.json.data, [{ status: "deleted" }, { status: "not_active" }, { status: "not_active" }]);
+      assert.deepEqual(JSON.parse(del.json.slashing_protection).data.map((d: { pubkey: string }) => d.pubkey), [pk]);
+    } finally {
+      await server.close();
     }
   });
 

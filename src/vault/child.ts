@@ -117,6 +117,7 @@ if (service.pendingUnlock) {
       break;
     } catch (e) {
       const wire = protocol.errorToWire(e);
+      if (wire.code === "SHUTTING_DOWN") break; // a signal arrived while waiting: its handler exits
       log.error({ code: wire.code, ...(wire.kind === "internal" ? { err: e } : {}) }, `cannot unlock the key store: ${wire.message}`);
       if (i >= tries || wire.code !== "WRONG_PASSPHRASE") {
         process.stderr.write(`vigil: ${wire.code}: ${wire.message}\n`);

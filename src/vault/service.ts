@@ -71,6 +71,8 @@ export interface Logger {
 const silent: Logger = { info() {}, warn() {}, error() {} };
 const hex = (b: Uint8Array): string => "0x" + Buffer.from(b).toString("hex");
 
+const shuttingDown = (): VigilError => new VigilError("unavailable", "SHUTTING_DOWN", "Vigil is shutting down");
+
 export class VaultService implements VaultApi {
   readonly keys = new KeyVault();
   private readonly signer: Signer;
@@ -190,15 +192,24 @@ export class VaultService implements VaultApi {
         prompt: exists ? "Vigil key store passphrase: " : "New Vigil key store passphrase: ",
         confirm: !exists,
       });
+      if (this.closing) throw shuttingDown(); // no key store is created once shutting down
       sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
     }
     const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
     // In turn with key operations: retirements are read and the keys loaded as one step.
-    const count = await this.keyOp(async () => {
+    const load = this.keyOp(async () => {
       let unsealed;
       try {
         unsealed = await this.withoutRetired(sealed.unsealAll(), this.sealedFile);
       } catch (e) {
+        if (!opened) sealed.close();
+        throw e;
+      }
+      // Already listening: the policy is recorded as accepted before any key can sign (if that fails, the vault stays locked).
+      try {
+        if (this.serving) this.recordAcceptedPolicy();
+      } catch (e) {
+        for (const k of unsealed) k.secret.fill(0);
         if (!opened) sealed.close();
         throw e;
       }
@@ -210,6 +221,10 @@ export class VaultService implements VaultApi {
       this.pendingUnlock = null;
       this.locked = false;
       return unsealed.length;
+    });
+    const count = await load.catch((e: unknown) => {
+      if (!opened && this.sealed !== sealed) sealed.close(); // shutting down before the keys were loaded
+      throw e;
     });
     this.log.info({ keys: count, file: this.sealedFile }, exists ? "sealed key store unlocked" : "sealed key store created");
     this.acceptPolicyOnceStarted();
@@ -328,10 +343,15 @@ export class VaultService implements VaultApi {
 
   /** Listening and unlocked: the policy in force becomes the accepted one (policy.accepted.yaml, policy.history). */
   private acceptPolicyOnceStarted(): void {
-    if (!this.serving || this.locked || this.policyAccepted) return;
+    if (this.serving && !this.locked) this.recordAcceptedPolicy();
+  }
+
+  private recordAcceptedPolicy(): void {
+    if (this.policyAccepted) return;
     try {
       this.authority.acceptPolicy();
     } catch (e) {
+      this.locked = true; // fail closed: nothing is signed under a policy that is not on record
       this.log.error({ err: e }, "the policy in force could not be recorded as accepted");
       throw new VigilError(
         "unavailable",
@@ -434,7 +454,7 @@ export class VaultService implements VaultApi {
   private closing = false;
 
   private keyOp<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closing) return Promise.reject(new VigilError("unavailable", "SHUTTING_DOWN", "Vigil is shutting down"));
+    if (this.closing) return Promise.reject(shuttingDown());
     return this.keyOps.run(fn);
   }
 
@@ -516,21 +536,16 @@ export class VaultService implements VaultApi {
     const sealedHere = (pk: string): boolean => this.keys.sourceOf(pk) === "sealed" || (!this.keys.has(pk) && inStore.has(pk));
     const retiring = [...new Set(pubkeys.map((p) => p.toLowerCase()))].filter(sealedHere);
     if (retiring.length > 0) await this.store.retire(retiring);
-    const removed = new Set<string>();
+    const removed = new Set<string>(); // a key listed twice is removed once; its other entries say not_found / not_active
     for (const raw of pubkeys) {
       const pubkey = raw.toLowerCase();
       const source = this.keys.sourceOf(pubkey);
-      if (!source && inStore.has(pubkey) && !removed.has(pubkey)) {
-        removed.add(pubkey);
-        try {
-          await this.sealed!.remove([pubkey]);
-          statuses.push({ status: "deleted" });
-        } catch (e) {
-          statuses.push({ status: "error", message: `not removed from ${this.sealedFile}: ${(e as Error).message}` });
-        }
-      } else if (source && source !== "sealed") {
+      if (source && source !== "sealed") {
         statuses.push({ status: "error", message: `key loaded from a keystore directory (${source}): remove its file and POST /reload` });
+      } else if (removed.has(pubkey)) {
+        statuses.push({ status: "not_found" });
       } else if (source === "sealed") {
+        removed.add(pubkey);
         this.keys.remove(pubkey); // from here on nothing is signed with it
         try {
           await this.sealed!.remove([pubkey]);
@@ -539,6 +554,15 @@ export class VaultService implements VaultApi {
           // It no longer signs here, but it is still in the store file: say so.
           statuses.push({ status: "error", message: `stopped signing, but not removed from ${this.sealedFile}: ${(e as Error).message}` });
         }
+      } else if (inStore.has(pubkey)) {
+        // Not signing here (retired and unloaded): removed from the store; Keymanager API: not active, history returned.
+        removed.add(pubkey);
+        try {
+          const [r] = await this.sealed!.remove([pubkey]);
+          statuses.push({ status: r.status === "deleted" ? "not_active" : "not_found" });
+        } catch (e) {
+          statuses.push({ status: "error", message: `not removed from ${this.sealedFile}: ${(e as Error).message}` });
+        }
       } else {
         statuses.push({ status: "not_found" });
       }
@@ -546,7 +570,7 @@ export class VaultService implements VaultApi {
     const gvr = await this.store.getGenesisValidatorsRoot();
     // Keymanager API: history only of keys answered `deleted` or `not_active`, never of one that
     // goes on signing here (a key from a keystore directory), whose exported history would go stale.
-    const candidates = pubkeys.map((p) => p.toLowerCase()).filter((_, i) => statuses[i].status === "deleted" || statuses[i].status === "not_found");
+    const candidates = pubkeys.map((p) => p.toLowerCase()).filter((_, i) => ["deleted", "not_active", "not_found"].includes(statuses[i].status));
     // EIP-3076: with no genesis validators root bound yet, nothing was ever signed.
     const doc =
       gvr && candidates.length > 0
