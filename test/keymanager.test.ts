@@ -374,6 +374,16 @@ describe("a locked vault", () => {
     assert.equal(fs.existsSync(path.join(dataDir, "keys.vigil")), false);
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
+  it("shut down while a new key store's key is being derived: no key store is written", async () => {
+    const dataDir = tempDir();
+    const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "prompt", dataDir });
+    const unlocking = server.vault.unlock("prompt", async () => PASSPHRASE); // scrypt for the new store: over a second
+    await new Promise((r) => setTimeout(r, 50));
+    await server.close(true);
+    await assert.rejects(unlocking, (e: unknown) => e instanceof VigilError && e.code === "SHUTTING_DOWN");
+    assert.equal(fs.existsSync(path.join(dataDir, "keys.vigil")), false);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
   it("a start-up that fails at an unreadable approvals.json closes the audit log it opened", async () => {
     const dataDir = tempDir();
     fs.mkdirSync(path.join(dataDir, "approvals.json")); // EISDIR
@@ -509,8 +519,9 @@ describe("a deleted key stays retired", () => {
     try {
       const keystore = await keystoreOf();
       for (const s of [A, B]) assert.equal((await km(s, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
-      assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
       const signB = (body: unknown) => post(`${B.url}/api/v1/eth2/sign/${pk}`, body);
+      assert.equal((await signB(attestation(0, 1))).status, 200); // history on the shared database
+      assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
       assert.equal((await signB(attestation(1, 2))).json.code, "VALIDATOR_RETIRED");
       await untilUnloaded(B, pk);
       assert.deepEqual((await km(B, "GET")).json.data, []);
@@ -520,6 +531,7 @@ describe("a deleted key stays retired", () => {
       const delB = await km(B, "DELETE", { pubkeys: [pk] });
       assert.deepEqual(delB.json.data, [{ status: "not_active" }]);
       assertMatchesSpec("local_keystores.yaml", "delete", "200", delB.json);
+      assert.deepEqual(JSON.parse(delB.json.slashing_protection).data[0].signed_attestations.map((a: { target_epoch: string }) => a.target_epoch), ["1"]);
       assert.equal(inBStore(), false);
       assert.deepEqual((await km(B, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "imported" }]);
       assert.deepEqual(await retired(B), []);

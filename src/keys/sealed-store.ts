@@ -467,6 +467,8 @@ async function atomicWrite(file: string, text: string, expected: string | null):
 export interface CreateOptions {
   /** scrypt n (power of two); default DEFAULT_SCRYPT_N. Lower only for tests. */
   scryptN?: number;
+  /** Asked once the key is derived, before the file is written: throw to write nothing (e.g. shutting down). */
+  beforeWrite?: () => void;
 }
 
 export interface StoreSummary {
@@ -513,6 +515,7 @@ export class SealedKeyStore {
     }
     const keys = await deriveKeys(passphrase, kdf);
     try {
+      opts.beforeWrite?.();
       const check = seal(keys.seal, CHECK_PLAINTEXT, aadCheck(kdf.salt));
       const doc = sign({ format: KEY_STORE_FORMAT, version: KEY_STORE_VERSION, kdf, check, keys: [] }, keys.mac);
       const text = serialize(doc);

@@ -184,6 +184,7 @@ export class VaultService implements VaultApi {
    * locked: nothing is signed.
    */
   async unlock(source = this.pendingUnlock ?? "prompt", read = readPassphrase, opened?: SealedKeyStore): Promise<number> {
+    if (this.sealed) throw new VigilError("conflict", "ALREADY_UNLOCKED", "the key store was unlocked already");
     const exists = opened !== undefined || SealedKeyStore.exists(this.sealedFile);
     let sealed: SealedKeyStore;
     if (opened) sealed = opened;
@@ -192,8 +193,12 @@ export class VaultService implements VaultApi {
         prompt: exists ? "Vigil key store passphrase: " : "New Vigil key store passphrase: ",
         confirm: !exists,
       });
-      if (this.closing) throw shuttingDown(); // no key store is created once shutting down
-      sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase);
+      // No key store is created once shutting down (checked again after the key derivation).
+      const notClosing = (): void => {
+        if (this.closing) throw shuttingDown();
+      };
+      notClosing();
+      sealed = exists ? await SealedKeyStore.open(this.sealedFile, passphrase) : await SealedKeyStore.create(this.sealedFile, passphrase, { beforeWrite: notClosing });
     }
     const info = new Map(sealed.list().map((k) => [k.pubkey, k]));
     // In turn with key operations: retirements are read and the keys loaded as one step.
@@ -536,6 +541,7 @@ export class VaultService implements VaultApi {
     const sealedHere = (pk: string): boolean => this.keys.sourceOf(pk) === "sealed" || (!this.keys.has(pk) && inStore.has(pk));
     const retiring = [...new Set(pubkeys.map((p) => p.toLowerCase()))].filter(sealedHere);
     if (retiring.length > 0) await this.store.retire(retiring);
+    const storeOnly = new Set<number>(); // entries removed from the store that were not signing here
     const removed = new Set<string>(); // a key listed twice is removed once; its other entries say not_found / not_active
     for (const raw of pubkeys) {
       const pubkey = raw.toLowerCase();
@@ -559,7 +565,8 @@ export class VaultService implements VaultApi {
         removed.add(pubkey);
         try {
           const [r] = await this.sealed!.remove([pubkey]);
-          statuses.push({ status: r.status === "deleted" ? "not_active" : "not_found" });
+          statuses.push({ status: r.status === "deleted" ? "not_active" : "not_found" }); // not_active if its history is returned (below)
+          if (r.status === "deleted") storeOnly.add(statuses.length - 1);
         } catch (e) {
           statuses.push({ status: "error", message: `not removed from ${this.sealedFile}: ${(e as Error).message}` });
         }
@@ -579,6 +586,8 @@ export class VaultService implements VaultApi {
     const withHistory = new Set(doc.data.map((d) => d.pubkey));
     pubkeys.forEach((p, i) => {
       if (statuses[i].status === "not_found" && withHistory.has(p.toLowerCase())) statuses[i] = { status: "not_active" };
+      // Keymanager API: not_active means history returned; removed from the store without any: deleted.
+      if (storeOnly.has(i) && !withHistory.has(p.toLowerCase())) statuses[i] = { status: "deleted" };
     });
     return { statuses, slashingProtection: serializeInterchange(doc) };
   }
