@@ -461,6 +461,47 @@ describe("a deleted key stays retired", () => {
     }
   });
 
+  it("after `vigil slashing retired --lift`, POST /reload loads the key again from keys.vigil (before the lift it does not)", async () => {
+    const dataDir = tempDir();
+    let server = await unlockedServer(dataDir);
+    const held = async (): Promise<string[]> => (await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey);
+    const reload = async (): Promise<string> => {
+      assert.equal((await fetch(`${server.url}/reload`, { method: "POST" })).status, 202);
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+        const state = (await (await fetch(`${server.url}/reload`)).json()) as { status: string };
+        if (state.status !== "running") return state.status;
+      }
+      throw new Error("the reload did not finish within 10 s");
+    };
+    try {
+      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(5, "0x" + "61".repeat(32)))).status, 200);
+      const backup = fs.readFileSync(path.join(dataDir, "keys.vigil"));
+      assert.deepEqual((await km(server, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
+      await server.close(true);
+      fs.writeFileSync(path.join(dataDir, "keys.vigil"), backup); // the key is in keys.vigil, its validator retired
+      server = await unlockedServer(dataDir);
+      assert.deepEqual(await held(), []);
+      assert.equal(await reload(), "completed");
+      assert.deepEqual(await held(), [], "a reload does not load a retired validator's key");
+
+      const lifted = await runVigil(["slashing", "retired", "--data-dir", dataDir, "--lift", pk]);
+      assert.equal(lifted.code, 0, lifted.stderr);
+      assert.match(lifted.stdout, /retirement lifted \(its key loads again at POST \/reload/);
+      assert.deepEqual(await held(), [], "nothing loads before the reload");
+      assert.equal(await reload(), "completed");
+      assert.deepEqual(await held(), [pk]);
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(5, "0x" + "62".repeat(32)))).json.code, "DOUBLE_BLOCK_PROPOSAL", "its history still holds");
+      const signed = await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(6, "0x" + "63".repeat(32)));
+      assert.equal(signed.status, 200, signed.text);
+      assert.equal(await reload(), "completed");
+      assert.deepEqual(await held(), [pk], "a key already held is kept as it is");
+    } finally {
+      await server.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("a DELETE and a new import leave an operator's own high watermark as it was", async () => {
     const server = await unlockedServer();
     try {

@@ -463,8 +463,31 @@ export class VaultService implements VaultApi {
     return this.keyOps.run(fn);
   }
 
+  /** POST /reload: the keystore directory again, and keys of the sealed store not held (a retirement lifted since they were skipped or unloaded). */
   reload(): Promise<{ errors: number }> {
-    return this.keyOp(() => this.loadKeystoreDir());
+    return this.keyOp(async () => {
+      const dir = await this.loadKeystoreDir();
+      await this.loadSealedNotHeld();
+      return dir;
+    });
+  }
+
+  /** Load the sealed store's keys that are not held and not retired (their validator's retirement was lifted: `vigil slashing retired --lift`). */
+  private async loadSealedNotHeld(): Promise<void> {
+    const sealed = this.sealed;
+    if (!sealed || this.locked) return;
+    const info = sealed.list().filter((k) => !this.keys.has(k.pubkey));
+    if (info.length === 0) return;
+    const entries: { pubkey: string; secret: Uint8Array; path?: string }[] = [];
+    try {
+      for (const k of info) entries.push({ pubkey: k.pubkey, secret: sealed.unseal(k.pubkey), path: k.path });
+    } catch (e) {
+      for (const k of entries) k.secret.fill(0);
+      throw e;
+    }
+    const unsealed = await this.withoutRetired(entries, this.sealedFile);
+    const added = await this.keys.addAll("sealed", unsealed.map((k) => ({ ...k, origin: this.sealedFile })));
+    if (added > 0) this.log.warn({ keys: added, file: this.sealedFile }, "keys of the sealed key store loaded again (their retirement was lifted)");
   }
 
   importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
