@@ -9,7 +9,7 @@ import { encryptKeystore } from "../src/keys/keystore.js";
 import { hexBytes, interopKeys, lodestarSamples, signingVectors } from "./helpers/keys.js";
 import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 import net from "node:net";
-import { SIGN_BODY_LIMIT, SIGN_BYTES_IN_FLIGHT } from "../src/server/routes/eth2.js";
+import { nonIntegerNumber, SIGN_BODY_LIMIT, SIGN_BYTES_IN_FLIGHT } from "../src/server/routes/eth2.js";
 
 const keys = interopKeys();
 const pk0 = keys[0].pubkey;
@@ -138,6 +138,37 @@ describe("bad input: a clear 4xx with {code, message}, never a signature", () =>
       b.attestation.slot = slot;
       assertError(await post(url(), b), 400, "INVALID_FIELD");
     }
+  });
+  it("a JSON number with a sign, fraction or exponent → 400 INVALID_NUMBER (JSON.parse would make it an integer); a plain integer is signed", async () => {
+    const withSlot = (raw: string): string => {
+      const b = sample("ATTESTATION.json");
+      b.attestation.slot = "SLOT";
+      return JSON.stringify(b).replace('"SLOT"', raw);
+    };
+    const slot = sample("ATTESTATION.json").attestation.slot as string;
+    assert.equal(slot, "0", "the sample attests at slot 0: each spelling below is 0 once parsed");
+    for (const raw of ["0.0", "0e0", "0E+0", "-0", "1e-400", "10e-1000", "0.1e-400"]) {
+      assert.ok(JSON.parse(raw) === 0, raw); // -0 === 0
+      const res = await post(url(), withSlot(raw));
+      assertError(res, 400, "INVALID_NUMBER");
+      assert.ok(res.json.message.startsWith(raw), res.json.message);
+    }
+    const plain = await post(url(), withSlot(slot));
+    assert.equal(plain.status, 200, plain.text);
+    assert.match(plain.json.signature, /^0x[0-9a-f]{192}$/);
+  });
+  it("nonIntegerNumber finds numbers only outside strings", () => {
+    const table: [string, string | null][] = [
+      ['{"a":1,"b":[2,3],"c":true,"d":false,"e":null}', null],
+      ['{"a":"1.5e3","b":"-1","c":"x\\"1.5"}', null], // inside strings (an escaped quote included)
+      ['{"a":"x\\\\","b":1.5}', "1.5"], // a string ending in an escaped backslash
+      ['{"a": 12.5 }', "12.5"],
+      ['{"a":[1,2e3]}', "2e3"],
+      ['{"a":1E+2}', "1E+2"],
+      ['{"a":-7}', "-7"],
+      ["0.1", "0.1"],
+    ];
+    for (const [text, want] of table) assert.equal(nonIntegerNumber(text), want, text);
   });
   it("a protected slot beyond 2^53-1 → 400 VALUE_OUT_OF_RANGE", async () => {
     const b = sample("BLOCK_V2.BELLATRIX.json");

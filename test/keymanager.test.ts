@@ -12,6 +12,7 @@ import { assertMatchesSpec } from "./helpers/openapi.js";
 import { PG_URL, PgScratch } from "./helpers/pg.js";
 import { runVigil } from "./helpers/cli.js";
 import { VigilError } from "../src/errors.js";
+import { VaultService } from "../src/vault/service.js";
 import { post, startTestServer, tempDir, type TestServer } from "./helpers/server.js";
 
 const keys = interopKeys();
@@ -359,6 +360,28 @@ describe("a locked vault", () => {
       assert.equal(res.json.code, "LOCKED");
     } finally {
       await server.close();
+      fs.rmSync(policyFile, { force: true });
+    }
+  });
+  it("unlocked before it listens, and the policy cannot be recorded when it starts: started() fails with POLICY_NOT_RECORDED and locks the vault", async () => {
+    const dataDir = tempDir();
+    const policyFile = path.join(dataDir, "..", `${path.basename(dataDir)}-policy.yaml`);
+    fs.writeFileSync(policyFile, "version: 1\nrules:\n  - id: duties\n    match: { types: [ATTESTATION, RANDAO_REVEAL] }\n    action: allow\n");
+    const vault = await VaultService.open({ network: "minimal", unlock: "env:UNUSED", dataDir, policyFile });
+    try {
+      await vault.unlock("env:UNUSED", fromEnv);
+      assert.equal((await vault.status()).locked, false);
+      assert.equal(fs.existsSync(path.join(dataDir, "policy.accepted.yaml")), false, "not recorded before the instance serves");
+      (vault as unknown as { authority: { acceptPolicy(): void } }).authority.acceptPolicy = () => {
+        throw new Error("EROFS: read-only file system");
+      };
+      await assert.rejects(vault.started(), (e: unknown) => e instanceof VigilError && e.code === "POLICY_NOT_RECORDED" && /EROFS/.test(e.message));
+      assert.equal((await vault.status()).locked, true, "nothing is signed under a policy not on record");
+      await assert.rejects(vault.sign(keys[0].pubkey, sample("RANDAO_REVEAL.json")), (e: unknown) => e instanceof VigilError && e.code === "LOCKED");
+      assert.equal(fs.existsSync(path.join(dataDir, "policy.accepted.yaml")), false);
+    } finally {
+      await vault.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
       fs.rmSync(policyFile, { force: true });
     }
   });

@@ -45,13 +45,15 @@ const MAX_VALUES = 200_000;
 
 /**
  * Refuse bodies no request type has the shape of before anything else walks them: a deeply nested
- * value would overflow the stack of whatever serializes it next (the IPC to the vault).
+ * value would overflow the stack of whatever serializes it next (the IPC to the vault). Returns
+ * how many of its values are JSON numbers (their text is checked then: see integerText).
  */
-export function checkBodyShape(body: unknown): void {
+export function checkBodyShape(body: unknown): number {
   // Iterative (parallel stacks, nothing allocated per value): this runs on every sign request.
   const values: unknown[] = [body];
   const depths: number[] = [1];
   let count = 0;
+  let numbers = typeof body === "number" ? 1 : 0;
   while (values.length > 0) {
     const v = values.pop() as Record<string, unknown> | unknown[];
     const depth = depths.pop()!;
@@ -67,12 +69,52 @@ export function checkBodyShape(body: unknown): void {
     }
     if (count > MAX_VALUES) throw new VigilError("bad_request", "INVALID_BODY", `the body holds more than ${MAX_VALUES} values`);
   }
+  return numbers;
   function push(child: unknown, depth: number): void {
     if (typeof child === "object" && child !== null) {
       values.push(child);
       depths.push(depth + 1);
+    } else if (typeof child === "number") numbers++;
+  }
+}
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+
+/**
+ * The first JSON number in `text` written with a sign, a fraction or an exponent (`-0`, `1.0`,
+ * `1e0`, `1e-400`), or null. JSON.parse turns these into integers (1.0 and 1e0 into 1, 1e-400 and
+ * -0 into 0), so only the text tells that the client did not write an unsigned integer; no field
+ * of a sign request is signed, fractional or in exponent form (consensus specs: every integer is a uint).
+ */
+export function nonIntegerNumber(text: string): string | null {
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) {
+      // a string: skip to its closing quote (a backslash escapes the next character)
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92) i++;
+        else if (d === 34) break;
+      }
+    } else if (c === 45 || c === 46 || ((c === 101 || c === 69) && i > 0 && isDigit(text.charCodeAt(i - 1)))) {
+      // outside strings '-', '.' and an 'e' after a digit belong only to numbers (true and false have no digit before their e)
+      let a = i;
+      let b = i + 1;
+      const inNumber = (x: number): boolean => isDigit(x) || x === 43 || x === 45 || x === 46 || x === 69 || x === 101;
+      while (a > 0 && inNumber(text.charCodeAt(a - 1))) a--;
+      while (b < n && inNumber(text.charCodeAt(b))) b++;
+      return text.slice(a, Math.min(b, a + 40));
     }
   }
+  return null;
+}
+
+export const SIGN_ROUTE = "/api/v1/eth2/sign/:identifier";
+/** The JSON text of sign bodies, kept by the app's JSON parser (app.ts) for the numbers check. */
+const bodyTexts = new WeakMap<object, string>();
+export function keepSignBodyText(request: FastifyRequest, text: string): void {
+  if (request.routeOptions.url === SIGN_ROUTE) bodyTexts.set(request, text);
 }
 
 const KNOWN_TYPES = new Set<string>(REQUEST_TYPES);
@@ -96,7 +138,7 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
   ctx.metrics.onScrape(() => ctx.metrics.signBytesInFlight.set(bytesInFlight));
   const clients = new WeakMap<object, string | null>();
   app.post<{ Params: { identifier: string } }>(
-    "/api/v1/eth2/sign/:identifier",
+    SIGN_ROUTE,
     {
       bodyLimit: SIGN_BODY_LIMIT,
       schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } },
@@ -153,7 +195,12 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
       if (!PUBKEY.test(identifier)) {
         throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
       }
-      checkBodyShape(request.body);
+      if (checkBodyShape(request.body) > 0) {
+        // Lodestar and Teku send every uint64 as a decimal string: numbers are rare, their text is read only then.
+        const text = bodyTexts.get(request);
+        const odd = text === undefined ? "a JSON number of a body not read as JSON text" : nonIntegerNumber(text);
+        if (odd !== null) throw new VigilError("bad_request", "INVALID_NUMBER", `${odd} is not an unsigned integer as written: send integers as decimal strings ("1") or plain JSON integers (1), without sign, fraction or exponent`);
+      }
       const client = clients.get(request) ?? null;
       const result = await ctx.vault.sign(identifier.toLowerCase(), request.body, client);
       for (const w of result.warnings ?? []) {
