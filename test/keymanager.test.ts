@@ -607,6 +607,44 @@ describe("a deleted key stays retired", () => {
     }
   });
 
+  it("PostgreSQL: a key retired by another instance is unloaded within the retirement check's interval even if nothing slashable is asked (RANDAO and sync committee messages stop too)", async () => {
+    const scratch = new PgScratch("retire");
+    await scratch.ping();
+    const db = { dbUrl: PG_URL, dbSchema: scratch.schema() };
+    const open = async (retirementCheckMs?: number): Promise<TestServer> => {
+      const s = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", ...db, retirementCheckMs });
+      await s.vault.unlock("env:UNUSED", fromEnv);
+      return s;
+    };
+    const A = await open();
+    const B = await open(200);
+    try {
+      const keystore = await keystoreOf();
+      for (const s of [A, B]) assert.equal((await km(s, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      const randaoB = () => post(`${B.url}/api/v1/eth2/sign/${pk}`, sample("RANDAO_REVEAL.json"));
+      assert.equal((await randaoB()).status, 200);
+      await new Promise((r) => setTimeout(r, 500)); // a few checks pass: nothing is retired, the key stays
+      assert.equal((await randaoB()).status, 200);
+      assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const res = await randaoB(); // never refused as retired: only the periodic check can unload it
+        if (res.status === 404) break;
+        assert.equal(res.status, 200, res.text);
+        assert.ok(Date.now() < deadline, "B did not unload the retired key within 5 s");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual((await km(B, "GET")).json.data, []);
+      const exit = await post(`${B.url}/api/v1/eth2/sign/${pk}`, sample("SYNC_COMMITTEE_MESSAGE.json"));
+      assert.equal(exit.status, 404, exit.text);
+      assert.ok(!("signature" in exit.json));
+    } finally {
+      await A.close();
+      await B.close();
+      await scratch.cleanup();
+    }
+  });
+
   it("PostgreSQL: an instance that still holds the key (a keystore directory) refuses its blocks and attestations once another deleted it, then unloads it, and does not load it again", async () => {
     const scratch = new PgScratch("retire");
     await scratch.ping();

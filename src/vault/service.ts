@@ -48,6 +48,8 @@ export interface VaultConfig {
   policyFile?: string;
   /** Prune the protection history at start and every PRUNE_INTERVAL_MS, keeping each validator's newest N epochs. */
   pruneKeepEpochs?: number;
+  /** How often held keys are checked against the retirements in the database (default: one slot). */
+  retirementCheckMs?: number;
 }
 
 /** How often `pruneKeepEpochs` prunes. */
@@ -160,6 +162,8 @@ export class VaultService implements VaultApi {
       this.keystoreKind = "dev";
     }
     await this.loadKeystoreDir();
+    this.retirementTimer = setInterval(() => this.unloadRetired(), config.retirementCheckMs ?? network.secondsPerSlot * 1000);
+    this.retirementTimer.unref();
   }
 
   /** (Re)load the keystore directory's keys, keeping keys from other sources. */
@@ -311,7 +315,7 @@ export class VaultService implements VaultApi {
       );
     } catch (e) {
       const err = e instanceof VigilError ? e : new VigilError("internal", "INTERNAL_ERROR", "internal error");
-      if (err.code === "VALIDATOR_RETIRED") this.unloadRetired(pubkey.toLowerCase());
+      if (err.code === "VALIDATOR_RETIRED") this.unloadRetired();
       if (audited) {
         // Audited as allowed, then the protection commit, signing or the audit write failed: no signature
         // left. Say so in the log too (best effort: a failed audit log already refuses everything).
@@ -368,26 +372,37 @@ export class VaultService implements VaultApi {
     this.log.info({ policy: this.authority.policySource }, "policy in force");
   }
 
-  private readonly unloading = new Set<string>();
+  /** A check of held keys against the retirements is waiting or running. */
+  private unloading = false;
+  private retirementTimer: NodeJS.Timeout | null = null;
+  /** The last retirement check failed (logged once until one succeeds). */
+  private retirementCheckFailing = false;
 
   /**
    * A validator retired while its key is held here (deleted through the Keymanager API by another
-   * instance on the database) stops signing here altogether, exits and RANDAO included: its key is
-   * unloaded after its first refused decision, in turn with imports (one may have lifted the retirement).
+   * instance on the database) stops signing here altogether, exits, RANDAO and sync committee
+   * messages included: every slot (and at once after a refusal as retired) the held keys are
+   * checked against the retirements, in turn with imports (one may have lifted a retirement), and
+   * a retired validator's key is unloaded.
    */
-  private unloadRetired(pubkey: string): void {
-    if (this.unloading.has(pubkey)) return;
-    this.unloading.add(pubkey);
+  private unloadRetired(): void {
+    if (this.unloading || this.closing || this.keys.size === 0) return;
+    this.unloading = true;
     this.keyOp(async () => {
-      const retired = (await this.store.getRetired()).some((r) => r.pubkey === pubkey);
-      if (retired && this.keys.remove(pubkey)) {
-        this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
+      for (const { pubkey } of await this.store.getRetired()) {
+        if (this.keys.remove(pubkey)) {
+          this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
+        }
       }
+      if (this.retirementCheckFailing) this.log.info({}, "the check of held keys against retirements works again");
+      this.retirementCheckFailing = false;
     })
       .catch((e) => {
-        if (!this.closing) this.log.error({ err: e, pubkey }, "could not check the retirement of a refused validator; its key stays loaded (its blocks and attestations are still refused)");
+        if (this.closing || this.retirementCheckFailing) return;
+        this.retirementCheckFailing = true;
+        this.log.error({ err: e }, "could not check the held keys against the retirements in the database; retried every slot (blocks and attestations of retired validators are refused regardless)");
       })
-      .finally(() => this.unloading.delete(pubkey));
+      .finally(() => (this.unloading = false));
   }
 
   async listApprovals(): Promise<unknown[]> {
@@ -661,6 +676,7 @@ export class VaultService implements VaultApi {
   /** Close everything, each part even if another fails (the first failure is thrown at the end). */
   async close(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.retirementTimer) clearInterval(this.retirementTimer);
     this.closing = true;
     const steps: (() => unknown)[] = [
       () => this.keyOps.run(async () => undefined), // key operations already asked for finish first
