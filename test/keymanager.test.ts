@@ -510,7 +510,7 @@ describe("a deleted key stays retired", () => {
 
       const lifted = await runVigil(["slashing", "retired", "--data-dir", dataDir, "--lift", pk]);
       assert.equal(lifted.code, 0, lifted.stderr);
-      assert.match(lifted.stdout, /retirement lifted \(its key loads again at POST \/reload/);
+      assert.match(lifted.stdout, /retirement lifted \(its key loads again at the next start, or at POST \/reload where a running instance left it out as retired\)/);
       assert.deepEqual(await held(), [], "nothing loads before the reload");
       assert.equal(await reload(), "completed");
       assert.deepEqual(await held(), [pk]);
@@ -522,6 +522,43 @@ describe("a deleted key stays retired", () => {
     } finally {
       await server.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("a key held from a keystore directory and also in keys.vigil: DELETE says to delete it again; after its file is removed a reload does not load it from keys.vigil", async () => {
+    const dataDir = tempDir();
+    let server = await unlockedServer(dataDir);
+    const dir = tempDir();
+    try {
+      assert.equal((await km(server, "POST", { keystores: [await keystoreOf()], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      await server.close(true);
+      fs.writeFileSync(path.join(dir, "k2.json"), await keystoreOf()); // the directory it was imported from, still configured
+      fs.writeFileSync(path.join(dir, "..", `${path.basename(dir)}-password.txt`), "pw-pw-pw-pw");
+      const keystores = { dir, passwordFile: path.join(dir, "..", `${path.basename(dir)}-password.txt`) };
+      server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir, keystores });
+      await server.vault.unlock("env:UNUSED", fromEnv);
+      assert.deepEqual((await km(server, "GET")).json.data.map((k: { validating_pubkey: string; readonly: boolean }) => [k.validating_pubkey, k.readonly]), [[pk, true]]);
+      assert.equal((await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(7, "0x" + "71".repeat(32)))).status, 200);
+      const del = await km(server, "DELETE", { pubkeys: [pk] });
+      assert.equal(del.json.data[0].status, "error");
+      assert.match(del.json.data[0].message, /remove its file and POST \/reload, then DELETE it again: it is also in .*keys\.vigil/);
+
+      fs.rmSync(path.join(dir, "k2.json"));
+      assert.equal((await fetch(`${server.url}/reload`, { method: "POST" })).status, 202);
+      for (let i = 0; i < 200 && (await (await fetch(`${server.url}/reload`)).json()).status === "running"; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await (await fetch(`${server.url}/reload`)).json()).status, "completed");
+      assert.deepEqual((await km(server, "GET")).json.data, [], "not loaded from keys.vigil instead");
+      const refused = await post(`${server.url}/api/v1/eth2/sign/${pk}`, block(8, "0x" + "72".repeat(32)));
+      assert.equal(refused.status, 404, refused.text);
+
+      const again = await km(server, "DELETE", { pubkeys: [pk] });
+      assert.deepEqual(again.json.data, [{ status: "not_active" }]);
+      assert.deepEqual(JSON.parse(again.json.slashing_protection).data[0].signed_blocks.map((b: { slot: string }) => b.slot), ["7"]);
+      assert.equal(fs.readFileSync(path.join(dataDir, "keys.vigil"), "utf8").includes(pk.slice(2)), false);
+    } finally {
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(`${dir}-password.txt`, { force: true });
     }
   });
 

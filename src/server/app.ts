@@ -6,7 +6,7 @@ import { errorHandler, notFoundHandler } from "./errors.js";
 import type { Metrics } from "./metrics.js";
 import type { ClientAuth } from "./clients.js";
 import type { Reloader } from "./reload.js";
-import { eth2Routes, keepSignBodyText } from "./routes/eth2.js";
+import { eth2Routes } from "./routes/eth2.js";
 import { healthRoutes } from "./routes/health.js";
 import { keymanagerRoutes } from "./routes/keymanager.js";
 import { adminRoutes } from "./routes/admin.js";
@@ -64,12 +64,6 @@ export function buildApp(ctx: AppContext, opts: AppOptions = {}): FastifyInstanc
       ? { https: { ...opts.https, requestCert: !!opts.https.ca, rejectUnauthorized: false } }
       : {}),
   }) as unknown as FastifyInstance;
-  // fastify's own JSON parser (prototype poisoning refused), which also hands sign bodies' text to the numbers check.
-  const parseJson = app.getDefaultJsonParser("error", "error");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, text, done) => {
-    keepSignBodyText(request, text as string);
-    parseJson(request, text as string, done);
-  });
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler(notFoundHandler);
   eth2Routes(app, ctx);

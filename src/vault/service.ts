@@ -209,7 +209,10 @@ export class VaultService implements VaultApi {
     const load = this.keyOp(async () => {
       let unsealed;
       try {
-        unsealed = await this.withoutRetired(sealed.unsealAll(), this.sealedFile);
+        const all = sealed.unsealAll();
+        const pubkeys = all.map((k) => k.pubkey);
+        unsealed = await this.withoutRetired(all, this.sealedFile);
+        this.leftOutAsRetired(pubkeys, unsealed);
       } catch (e) {
         if (!opened) sealed.close();
         throw e;
@@ -390,7 +393,9 @@ export class VaultService implements VaultApi {
     this.unloading = true;
     this.keyOp(async () => {
       for (const { pubkey } of await this.store.getRetired()) {
+        const source = this.keys.sourceOf(pubkey);
         if (this.keys.remove(pubkey)) {
+          if (source === "sealed") this.retiredSealed.add(pubkey);
           this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
         }
       }
@@ -478,7 +483,20 @@ export class VaultService implements VaultApi {
     return this.keyOps.run(fn);
   }
 
-  /** POST /reload: the keystore directory again, and keys of the sealed store not held (a retirement lifted since they were skipped or unloaded). */
+  /**
+   * Keys of the sealed store this instance left out (at unlock) or unloaded because their validator
+   * was retired: POST /reload loads those whose retirement was lifted since. Only those: a key of
+   * the store that is not held for another reason (its keystore-directory copy was held instead,
+   * then removed) stays out until the next start.
+   */
+  private readonly retiredSealed = new Set<string>();
+
+  private leftOutAsRetired(pubkeys: string[], loaded: { pubkey: string }[]): void {
+    const kept = new Set(loaded.map((k) => k.pubkey.toLowerCase()));
+    for (const pk of pubkeys) if (!kept.has(pk.toLowerCase())) this.retiredSealed.add(pk.toLowerCase());
+  }
+
+  /** POST /reload: the keystore directory again, and the sealed keys left out as retired whose retirement was lifted since. */
   reload(): Promise<{ errors: number }> {
     return this.keyOp(async () => {
       const dir = await this.loadKeystoreDir();
@@ -487,11 +505,12 @@ export class VaultService implements VaultApi {
     });
   }
 
-  /** Load the sealed store's keys that are not held and not retired (their validator's retirement was lifted: `vigil slashing retired --lift`). */
+  /** Load the sealed keys left out as retired whose validator is not retired any more (`vigil slashing retired --lift`). */
   private async loadSealedNotHeld(): Promise<void> {
     const sealed = this.sealed;
     if (!sealed || this.locked) return;
-    const info = sealed.list().filter((k) => !this.keys.has(k.pubkey));
+    for (const pk of this.retiredSealed) if (!sealed.has(pk) || this.keys.has(pk)) this.retiredSealed.delete(pk); // deleted or imported since
+    const info = sealed.list().filter((k) => this.retiredSealed.has(k.pubkey.toLowerCase()));
     if (info.length === 0) return;
     const entries: { pubkey: string; secret: Uint8Array; path?: string }[] = [];
     try {
@@ -502,6 +521,7 @@ export class VaultService implements VaultApi {
     }
     const unsealed = await this.withoutRetired(entries, this.sealedFile);
     const added = await this.keys.addAll("sealed", unsealed.map((k) => ({ ...k, origin: this.sealedFile })));
+    for (const k of unsealed) this.retiredSealed.delete(k.pubkey.toLowerCase());
     if (added > 0) this.log.warn({ keys: added, file: this.sealedFile }, "keys of the sealed key store loaded again (their retirement was lifted)");
   }
 
@@ -585,7 +605,8 @@ export class VaultService implements VaultApi {
       const pubkey = raw.toLowerCase();
       const source = this.keys.sourceOf(pubkey);
       if (source && source !== "sealed") {
-        statuses.push({ status: "error", message: `key loaded from a keystore directory (${source}): remove its file and POST /reload` });
+        const also = inStore.has(pubkey) ? `, then DELETE it again: it is also in ${this.sealedFile}, from which it would load at the next start` : "";
+        statuses.push({ status: "error", message: `key loaded from a keystore directory (${source}): remove its file and POST /reload${also}` });
       } else if (removed.has(pubkey)) {
         statuses.push({ status: "not_found" });
       } else if (source === "sealed") {

@@ -46,7 +46,7 @@ const MAX_VALUES = 200_000;
 /**
  * Refuse bodies no request type has the shape of before anything else walks them: a deeply nested
  * value would overflow the stack of whatever serializes it next (the IPC to the vault). Returns
- * how many of its values are JSON numbers (their text is checked then: see integerText).
+ * how many of its values are JSON numbers (their text is checked then: see nonIntegerNumber).
  */
 export function checkBodyShape(body: unknown): number {
   // Iterative (parallel stacks, nothing allocated per value): this runs on every sign request.
@@ -110,12 +110,6 @@ export function nonIntegerNumber(text: string): string | null {
   return null;
 }
 
-export const SIGN_ROUTE = "/api/v1/eth2/sign/:identifier";
-/** The JSON text of sign bodies, kept by the app's JSON parser (app.ts) for the numbers check. */
-const bodyTexts = new WeakMap<object, string>();
-export function keepSignBodyText(request: FastifyRequest, text: string): void {
-  if (request.routeOptions.url === SIGN_ROUTE) bodyTexts.set(request, text);
-}
 
 const KNOWN_TYPES = new Set<string>(REQUEST_TYPES);
 
@@ -137,53 +131,68 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
   };
   ctx.metrics.onScrape(() => ctx.metrics.signBytesInFlight.set(bytesInFlight));
   const clients = new WeakMap<object, string | null>();
-  app.post<{ Params: { identifier: string } }>(
-    SIGN_ROUTE,
-    {
-      bodyLimit: SIGN_BODY_LIMIT,
-      schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } },
-      // Before a body is read: only the policy's clients (when it names any) may have one read, and
-      // bodies waiting for the vault are bounded in bytes, not only in count (a small JSON body can
-      // take 7x its size as objects). A share comes back when the handler is done with the body,
-      // or, if the handler never ran (body never complete, too large, connection gone), when the
-      // request or its response closes, whichever comes first.
-      // A callback hook, not an async one: no promise per request on this path.
-      onRequest: (request, reply, done) => {
-        if (ctx.clientAuth) {
-          try {
-            clients.set(request, ctx.clientAuth.identify(request));
-          } catch (err) {
-            ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: err instanceof VigilError ? err.code : "ERROR" });
-            return done(err as Error);
+  /** The JSON text of sign bodies, until the handler has checked their numbers. */
+  const bodyTexts = new WeakMap<object, string>();
+  // The sign route in a scope of its own: its JSON parser (fastify's own, prototype poisoning
+  // refused) also keeps the body's text; other routes keep fastify's parser untouched.
+  app.register(async (scope) => {
+    const parseJson = scope.getDefaultJsonParser("error", "error");
+    scope.addContentTypeParser("application/json", { parseAs: "string" }, (request, text, done) => {
+      bodyTexts.set(request, text as string);
+      parseJson(request, text as string, done);
+    });
+    signRoute(scope);
+  });
+
+  function signRoute(scope: FastifyInstance): void {
+    scope.post<{ Params: { identifier: string } }>(
+      "/api/v1/eth2/sign/:identifier",
+      {
+        bodyLimit: SIGN_BODY_LIMIT,
+        schema: { params: { type: "object", properties: { identifier: { type: "string" } }, required: ["identifier"] } },
+        // Before a body is read: only the policy's clients (when it names any) may have one read, and
+        // bodies waiting for the vault are bounded in bytes, not only in count (a small JSON body can
+        // take 7x its size as objects). A share comes back when the handler is done with the body,
+        // or, if the handler never ran (body never complete, too large, connection gone), when the
+        // request or its response closes, whichever comes first.
+        // A callback hook, not an async one: no promise per request on this path.
+        onRequest: (request, reply, done) => {
+          if (ctx.clientAuth) {
+            try {
+              clients.set(request, ctx.clientAuth.identify(request));
+            } catch (err) {
+              ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: err instanceof VigilError ? err.code : "ERROR" });
+              return done(err as Error);
+            }
           }
-        }
-        const declared = Number(request.headers["content-length"]);
-        const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, SIGN_BODY_LIMIT) : SIGN_BODY_LIMIT;
-        if (bytesInFlight + bytes > SIGN_BYTES_IN_FLIGHT) {
-          ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: "VAULT_BUSY" });
-          return done(new VigilError("unavailable", "VAULT_BUSY", "too many bytes of sign requests in flight; retry"));
-        }
-        bytesInFlight += bytes;
-        const budget: Budget = { bytes, handling: false, returned: false };
-        budgets.set(request, budget);
-        const early = (): void => {
-          if (!budget.handling) giveBack(budget);
-        };
-        request.raw.once("close", early);
-        reply.raw.once("close", early);
-        done();
+          const declared = Number(request.headers["content-length"]);
+          const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, SIGN_BODY_LIMIT) : SIGN_BODY_LIMIT;
+          if (bytesInFlight + bytes > SIGN_BYTES_IN_FLIGHT) {
+            ctx.metrics.signRequests.inc({ type: "UNREAD", outcome: "VAULT_BUSY" });
+            return done(new VigilError("unavailable", "VAULT_BUSY", "too many bytes of sign requests in flight; retry"));
+          }
+          bytesInFlight += bytes;
+          const budget: Budget = { bytes, handling: false, returned: false };
+          budgets.set(request, budget);
+          const early = (): void => {
+            if (!budget.handling) giveBack(budget);
+          };
+          request.raw.once("close", early);
+          reply.raw.once("close", early);
+          done();
+        },
       },
-    },
-    async (request, reply) => {
-      const budget = budgets.get(request);
-      if (budget) budget.handling = true;
-      try {
-        return await sign(request, reply);
-      } finally {
-        giveBack(budget);
-      }
-    },
-  );
+      async (request, reply) => {
+        const budget = budgets.get(request);
+        if (budget) budget.handling = true;
+        try {
+          return await sign(request, reply);
+        } finally {
+          giveBack(budget);
+        }
+      },
+    );
+  }
 
   async function sign(request: FastifyRequest<{ Params: { identifier: string } }>, reply: FastifyReply): Promise<FastifyReply> {
     const started = process.hrtime.bigint();
@@ -195,9 +204,10 @@ export function eth2Routes(app: FastifyInstance, ctx: AppContext): void {
       if (!PUBKEY.test(identifier)) {
         throw new VigilError("bad_request", "INVALID_PUBKEY", "the identifier must be a 0x-prefixed 48-byte BLS public key");
       }
+      const text = bodyTexts.get(request);
+      bodyTexts.delete(request);
       if (checkBodyShape(request.body) > 0) {
         // Lodestar and Teku send every uint64 as a decimal string: numbers are rare, their text is read only then.
-        const text = bodyTexts.get(request);
         const odd = text === undefined ? "a JSON number of a body not read as JSON text" : nonIntegerNumber(text);
         if (odd !== null) throw new VigilError("bad_request", "INVALID_NUMBER", `${odd} is not an unsigned integer as written: send integers as decimal strings ("1") or plain JSON integers (1), without sign, fraction or exponent`);
       }
