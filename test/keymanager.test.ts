@@ -503,14 +503,16 @@ describe("a deleted key stays retired", () => {
       assert.deepEqual((await km(server, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
       await server.close(true);
       fs.writeFileSync(path.join(dataDir, "keys.vigil"), backup); // the key is in keys.vigil, its validator retired
-      server = await unlockedServer(dataDir);
+      // The every-slot check would load it too once lifted: pushed out of this test's time.
+      server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir, retirementCheckMs: 3_600_000 });
+      await server.vault.unlock("env:UNUSED", fromEnv);
       assert.deepEqual(await held(), []);
       assert.equal(await reload(), "completed");
       assert.deepEqual(await held(), [], "a reload does not load a retired validator's key");
 
       const lifted = await runVigil(["slashing", "retired", "--data-dir", dataDir, "--lift", pk]);
       assert.equal(lifted.code, 0, lifted.stderr);
-      assert.match(lifted.stdout, /retirement lifted \(its key loads again at the next start, or at POST \/reload where a running instance left it out as retired\)/);
+      assert.match(lifted.stdout, /retirement lifted \(a running instance that left its key out as retired loads it again within a slot from keys\.vigil/);
       assert.deepEqual(await held(), [], "nothing loads before the reload");
       assert.equal(await reload(), "completed");
       assert.deepEqual(await held(), [pk]);
@@ -675,6 +677,90 @@ describe("a deleted key stays retired", () => {
       const exit = await post(`${B.url}/api/v1/eth2/sign/${pk}`, sample("SYNC_COMMITTEE_MESSAGE.json"));
       assert.equal(exit.status, 404, exit.text);
       assert.ok(!("signature" in exit.json));
+
+      // Imported again through A (the retirement lifted): B, which held it, loads it again within the interval.
+      assert.deepEqual((await km(A, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "imported" }]);
+      const back = Date.now() + 5_000;
+      while ((await randaoB()).status !== 200) {
+        assert.ok(Date.now() < back, "B did not load the key again within 5 s of the lift");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual((await km(B, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey), [pk]);
+    } finally {
+      await A.close();
+      await B.close();
+      await scratch.cleanup();
+    }
+  });
+
+  it("an import that lifts a retirement while the retirement check reads the retirements: the check does not unload the key it read as retired", async () => {
+    const dataDir = tempDir();
+    const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", dataDir, retirementCheckMs: 3_600_000 });
+    try {
+      await server.vault.unlock("env:UNUSED", fromEnv);
+      const keystore = await keystoreOf();
+      assert.equal((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      const store = server.vault.store;
+      await store.retire([pk]); // as another instance on the database would
+      const realGetRetired = store.getRetired.bind(store);
+      let releaseRead: () => void = () => undefined;
+      const readHeld = new Promise<void>((r) => (releaseRead = r));
+      let reads = 0;
+      let firstRead: () => void = () => undefined;
+      const firstReadStarted = new Promise<void>((r) => (firstRead = r));
+      store.getRetired = async () => {
+        const read = await realGetRetired();
+        if (++reads === 1) {
+          firstRead();
+          await readHeld; // this read (the validator retired) answers only after the import below lifted it
+        }
+        return read;
+      };
+      const refused = await post(`${server.url}/api/v1/eth2/sign/${pk}`, attestation(3, 4)); // starts the check
+      assert.equal(refused.json.code, "VALIDATOR_RETIRED");
+      await firstReadStarted;
+      assert.deepEqual((await km(server, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data, [{ status: "duplicate" }]);
+      assert.deepEqual(await store.getRetired(), [], "the import lifted the retirement");
+      releaseRead();
+      await new Promise((r) => setTimeout(r, 300)); // the check ends (and its retry runs)
+      assert.ok(reads >= 2, "the check read the retirements again");
+      assert.deepEqual((await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey), [pk], "the key stays loaded");
+      const signed = await post(`${server.url}/api/v1/eth2/sign/${pk}`, attestation(3, 4));
+      assert.equal(signed.status, 200, signed.text);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("PostgreSQL: the retirement check does not wait for an import's key derivations (scrypt keystores)", async () => {
+    const scratch = new PgScratch("retire");
+    await scratch.ping();
+    const db = { dbUrl: PG_URL, dbSchema: scratch.schema() };
+    const A = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", ...db });
+    await A.vault.unlock("env:UNUSED", fromEnv);
+    const B = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", ...db, retirementCheckMs: 100 });
+    await B.vault.unlock("env:UNUSED", fromEnv);
+    try {
+      const keystore = await keystoreOf();
+      for (const s of [A, B]) assert.equal((await km(s, "POST", { keystores: [keystore], passwords: ["pw-pw-pw-pw"] })).json.data[0].status, "imported");
+      const slow = await Promise.all([keys[0], keys[1]].map(async (k) => JSON.stringify(await encryptKeystore(k.secret, "pw-pw-pw-pw")))); // scrypt
+      let importDone = 0;
+      const importing = km(B, "POST", { keystores: slow, passwords: slow.map(() => "pw-pw-pw-pw") }).then((r) => {
+        importDone = Date.now();
+        return r;
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual((await km(A, "DELETE", { pubkeys: [pk] })).json.data, [{ status: "deleted" }]);
+      let unloaded = 0;
+      for (const deadline = Date.now() + 10_000; !unloaded; await new Promise((r) => setTimeout(r, 20))) {
+        const res = await post(`${B.url}/api/v1/eth2/sign/${pk}`, sample("RANDAO_REVEAL.json"));
+        if (res.status === 404) unloaded = Date.now();
+        else assert.equal(res.status, 200, res.text);
+        assert.ok(Date.now() < deadline, "B did not unload the retired key within 10 s");
+      }
+      const imported = await importing;
+      assert.deepEqual(imported.json.data, [{ status: "imported" }, { status: "imported" }]);
+      assert.ok(unloaded < importDone, `the key was unloaded ${unloaded - importDone} ms after the import answered, not while it decrypted`);
     } finally {
       await A.close();
       await B.close();

@@ -112,7 +112,7 @@ export async function retiredCommand(flags: StoreFlags & { lift?: string[] }): P
     if (flags.lift?.length) {
       const wanted = flags.lift.map((p) => p.toLowerCase());
       const lifted = new Set(await store.unretire(wanted));
-      for (const pk of wanted) process.stdout.write(`${pk}: ${lifted.has(pk) ? "retirement lifted (its key loads again at the next start, or at POST /reload where a running instance left it out as retired)" : "was not retired"}\n`);
+      for (const pk of wanted) process.stdout.write(`${pk}: ${lifted.has(pk) ? "retirement lifted (a running instance that left its key out as retired loads it again within a slot from keys.vigil, at POST /reload from a keystore directory; otherwise at its next start)" : "was not retired"}\n`);
     }
     const retired = await store.getRetired();
     if (retired.length === 0) process.stdout.write("no retired validators\n");

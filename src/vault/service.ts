@@ -375,39 +375,91 @@ export class VaultService implements VaultApi {
     this.log.info({ policy: this.authority.policySource }, "policy in force");
   }
 
-  /** A check of held keys against the retirements is waiting or running. */
+  /** A check of held keys against the retirements is running. */
   private unloading = false;
+  /** Asked for while one was running (it may have read the retirements before the newest): run once more. */
+  private recheck = false;
   private retirementTimer: NodeJS.Timeout | null = null;
   /** The last retirement check failed (logged once until one succeeds). */
   private retirementCheckFailing = false;
+  /** Retirements being lifted by this instance's key operations now, and a count of lifts begun or ended. */
+  private liftsInFlight = 0;
+  private liftChanges = 0;
+  /** Keymanager DELETEs running now (each retires, then unloads its keys itself). */
+  private deleting = 0;
+
+  /** Lift retirements (an import); the retirement check holds off its unloads meanwhile. */
+  private async lift(pubkeys: string[]): Promise<string[]> {
+    this.liftsInFlight++;
+    this.liftChanges++;
+    try {
+      return await this.store.unretire(pubkeys);
+    } finally {
+      this.liftsInFlight--;
+      this.liftChanges++;
+    }
+  }
 
   /**
-   * A validator retired while its key is held here (deleted through the Keymanager API by another
-   * instance on the database) stops signing here altogether, exits, RANDAO and sync committee
-   * messages included: every slot (and at once after a refusal as retired) the held keys are
-   * checked against the retirements, in turn with imports (one may have lifted a retirement), and
-   * a retired validator's key is unloaded.
+   * Every slot (and at once after a refusal as retired) the held keys are checked against the
+   * retirements in the database: a validator retired while its key is held here (deleted through
+   * the Keymanager API by another instance on the database) stops signing here altogether, exits,
+   * RANDAO and sync committee messages included. The unload does not wait for key operations (an
+   * import's key derivations take about 0.9 s per scrypt keystore): it is skipped and retried
+   * shortly when one of them lifted a retirement while the retirements were read, or a DELETE
+   * runs. Then, in turn with key operations, a key of the sealed store that this instance left out
+   * or unloaded as retired loads again once its retirement is lifted (imported again elsewhere, `--lift`).
    */
   private unloadRetired(): void {
-    if (this.unloading || this.closing || this.keys.size === 0) return;
+    if (this.closing) return;
+    if (this.unloading) {
+      this.recheck = true;
+      return;
+    }
     this.unloading = true;
-    this.keyOp(async () => {
-      for (const { pubkey } of await this.store.getRetired()) {
+    this.recheck = false;
+    const run = async (): Promise<void> => {
+      const changes = this.liftChanges;
+      const quiet = (): boolean => this.liftsInFlight === 0 && this.deleting === 0 && this.liftChanges === changes;
+      if (!quiet()) return this.retryCheckSoon();
+      const retired = new Set((await this.store.getRetired()).map((r) => r.pubkey));
+      if (this.closing) return;
+      if (!quiet()) return this.retryCheckSoon();
+      for (const pubkey of retired) {
         const source = this.keys.sourceOf(pubkey);
         if (this.keys.remove(pubkey)) {
           if (source === "sealed") this.retiredSealed.add(pubkey);
           this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
         }
       }
+      // Keys left out as retired whose retirement was lifted: loaded in turn with key operations, from a fresh read.
+      if ([...this.retiredSealed].some((pk) => !retired.has(pk))) {
+        await this.keyOp(async () => this.loadLifted(new Set((await this.store.getRetired()).map((r) => r.pubkey))));
+      }
       if (this.retirementCheckFailing) this.log.info({}, "the check of held keys against retirements works again");
       this.retirementCheckFailing = false;
-    })
+    };
+    run()
       .catch((e) => {
         if (this.closing || this.retirementCheckFailing) return;
         this.retirementCheckFailing = true;
         this.log.error({ err: e }, "could not check the held keys against the retirements in the database; retried every slot (blocks and attestations of retired validators are refused regardless)");
       })
-      .finally(() => (this.unloading = false));
+      .finally(() => {
+        this.unloading = false;
+        if (this.recheck) this.unloadRetired();
+      });
+  }
+
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  private retryCheckSoon(): void {
+    if (this.retryTimer || this.closing) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.unloadRetired();
+    }, 50);
+    this.retryTimer.unref();
   }
 
   async listApprovals(): Promise<unknown[]> {
@@ -500,29 +552,28 @@ export class VaultService implements VaultApi {
   reload(): Promise<{ errors: number }> {
     return this.keyOp(async () => {
       const dir = await this.loadKeystoreDir();
-      await this.loadSealedNotHeld();
+      await this.loadLifted(new Set((await this.store.getRetired()).map((r) => r.pubkey)));
       return dir;
     });
   }
 
-  /** Load the sealed keys left out as retired whose validator is not retired any more (`vigil slashing retired --lift`). */
-  private async loadSealedNotHeld(): Promise<void> {
+  /** Load the sealed keys left out or unloaded as retired whose validator is not in `retired` any more. Runs in turn with key operations. */
+  private async loadLifted(retired: Set<string>): Promise<void> {
     const sealed = this.sealed;
     if (!sealed || this.locked) return;
-    for (const pk of this.retiredSealed) if (!sealed.has(pk) || this.keys.has(pk)) this.retiredSealed.delete(pk); // deleted or imported since
-    const info = sealed.list().filter((k) => this.retiredSealed.has(k.pubkey.toLowerCase()));
+    for (const pk of this.retiredSealed) if (!sealed.has(pk) || this.keys.has(pk)) this.retiredSealed.delete(pk); // deleted or held again since
+    const info = sealed.list().filter((k) => this.retiredSealed.has(k.pubkey) && !retired.has(k.pubkey));
     if (info.length === 0) return;
-    const entries: { pubkey: string; secret: Uint8Array; path?: string }[] = [];
+    const entries: { pubkey: string; secret: Uint8Array; path?: string; origin: string }[] = [];
     try {
-      for (const k of info) entries.push({ pubkey: k.pubkey, secret: sealed.unseal(k.pubkey), path: k.path });
+      for (const k of info) entries.push({ pubkey: k.pubkey, secret: sealed.unseal(k.pubkey), path: k.path, origin: this.sealedFile });
     } catch (e) {
       for (const k of entries) k.secret.fill(0);
       throw e;
     }
-    const unsealed = await this.withoutRetired(entries, this.sealedFile);
-    const added = await this.keys.addAll("sealed", unsealed.map((k) => ({ ...k, origin: this.sealedFile })));
-    for (const k of unsealed) this.retiredSealed.delete(k.pubkey.toLowerCase());
-    if (added > 0) this.log.warn({ keys: added, file: this.sealedFile }, "keys of the sealed key store loaded again (their retirement was lifted)");
+    const added = await this.keys.addAll("sealed", entries);
+    for (const k of info) this.retiredSealed.delete(k.pubkey);
+    if (added > 0) this.log.warn({ keys: added, pubkeys: info.slice(0, 10).map((k) => k.pubkey), file: this.sealedFile }, "keys of the sealed key store loaded again: their validators' retirement was lifted");
   }
 
   importKeystores(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
@@ -530,7 +581,14 @@ export class VaultService implements VaultApi {
   }
 
   deleteKeys(pubkeys: string[]): Promise<{ statuses: DeleteStatus[]; slashingProtection: string }> {
-    return this.keyOp(() => this.deleteNow(pubkeys));
+    return this.keyOp(async () => {
+      this.deleting++;
+      try {
+        return await this.deleteNow(pubkeys);
+      } finally {
+        this.deleting--;
+      }
+    });
   }
 
   private async importNow(keystores: string[], passwords: string[], slashingProtection?: string): Promise<ImportStatus[]> {
@@ -565,14 +623,14 @@ export class VaultService implements VaultApi {
         if (this.keys.has(pubkey)) {
           secret.fill(0);
           // Held here, but retired by another instance on the database: importing it here means it is to sign here.
-          if ((await this.store.unretire([pubkey])).length > 0) this.log.warn({ pubkey }, "retirement lifted: the key was imported again through the Keymanager API");
+          if ((await this.lift([pubkey])).length > 0) this.log.warn({ pubkey }, "retirement lifted: the key was imported again through the Keymanager API");
           out.push({ status: "duplicate" });
           continue;
         }
         try {
           await sealed.add([{ secret, path: keystore.path || undefined }]);
           // A key deleted here earlier (retired) signs again once imported again, with the history this request brought.
-          const lifted = await this.store.unretire([pubkey]);
+          const lifted = await this.lift([pubkey]);
           if (lifted.length > 0) this.log.warn({ pubkey }, "retirement lifted: the key was imported again through the Keymanager API");
         } catch (e) {
           secret.fill(0);
@@ -698,6 +756,7 @@ export class VaultService implements VaultApi {
   async close(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     if (this.retirementTimer) clearInterval(this.retirementTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     this.closing = true;
     const steps: (() => unknown)[] = [
       () => this.keyOps.run(async () => undefined), // key operations already asked for finish first
