@@ -732,6 +732,36 @@ describe("a deleted key stays retired", () => {
     }
   });
 
+  it("a lifted key waiting to load back (behind an import's scrypt derivations) does not hold up the unload of another retired key", async () => {
+    const server = await startTestServer("minimal", [], { apiToken: TOKEN, unlock: "env:UNUSED", retirementCheckMs: 100 });
+    const held = async (): Promise<string[]> => (await km(server, "GET")).json.data.map((k: { validating_pubkey: string }) => k.validating_pubkey).sort();
+    const until = async (what: string, ok: () => Promise<boolean>): Promise<number> => {
+      for (const deadline = Date.now() + 10_000; !(await ok()); await new Promise((r) => setTimeout(r, 20))) assert.ok(Date.now() < deadline, what);
+      return Date.now();
+    };
+    try {
+      await server.vault.unlock("env:UNUSED", fromEnv);
+      const pbkdf2 = await Promise.all(keys.map(async (k) => JSON.stringify(await encryptKeystore(k.secret, "pw-pw-pw-pw", { kdf: "pbkdf2" }))));
+      assert.deepEqual((await km(server, "POST", { keystores: pbkdf2, passwords: pbkdf2.map(() => "pw-pw-pw-pw") })).json.data.map((d: { status: string }) => d.status), ["imported", "imported", "imported"]);
+      const store = server.vault.store;
+      await store.retire([keys[0].pubkey]); // by another instance
+      await until("keys[0] was not unloaded", async () => !(await held()).includes(keys[0].pubkey));
+      const scrypt = await Promise.all([0, 1].map(async () => JSON.stringify(await encryptKeystore(keys[2].secret, "pw-pw-pw-pw"))));
+      let answered = 0;
+      const importing = km(server, "POST", { keystores: scrypt, passwords: ["pw-pw-pw-pw", "pw-pw-pw-pw"] }).then((r) => ((answered = Date.now()), r));
+      await new Promise((r) => setTimeout(r, 100));
+      await store.unretire([keys[0].pubkey]); // lifted elsewhere: its load-back waits for the import's turn to end
+      await new Promise((r) => setTimeout(r, 150));
+      await store.retire([keys[1].pubkey]);
+      const unloaded = await until("keys[1] was not unloaded", async () => !(await held()).includes(keys[1].pubkey));
+      assert.deepEqual((await importing).json.data, [{ status: "duplicate" }, { status: "duplicate" }]);
+      assert.ok(unloaded < answered, `keys[1] was unloaded ${unloaded - answered} ms after the import answered, not while it decrypted`);
+      await until("keys[0] did not load again after its retirement was lifted", async () => (await held()).includes(keys[0].pubkey));
+    } finally {
+      await server.close();
+    }
+  });
+
   it("PostgreSQL: the retirement check does not wait for an import's key derivations (scrypt keystores)", async () => {
     const scratch = new PgScratch("retire");
     await scratch.ping();

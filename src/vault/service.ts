@@ -432,10 +432,8 @@ export class VaultService implements VaultApi {
           this.log.warn({ pubkey }, "key unloaded: its validator is retired (its key was deleted through the Keymanager API, here or in another instance on the database); import it again to sign with it here");
         }
       }
-      // Keys left out as retired whose retirement was lifted: loaded in turn with key operations, from a fresh read.
-      if ([...this.retiredSealed].some((pk) => !retired.has(pk))) {
-        await this.keyOp(async () => this.loadLifted(new Set((await this.store.getRetired()).map((r) => r.pubkey))));
-      }
+      // Keys left out as retired whose retirement was lifted: loaded in turn with key operations (not awaited here: the next check does not wait for them).
+      if ([...this.retiredSealed].some((pk) => !retired.has(pk))) this.loadLiftedSoon();
       if (this.retirementCheckFailing) this.log.info({}, "the check of held keys against retirements works again");
       this.retirementCheckFailing = false;
     };
@@ -452,6 +450,18 @@ export class VaultService implements VaultApi {
   }
 
   private retryTimer: NodeJS.Timeout | null = null;
+  private loadingLifted = false;
+
+  /** In turn with key operations, from a fresh read of the retirements: load the keys left out as retired whose retirement was lifted. */
+  private loadLiftedSoon(): void {
+    if (this.loadingLifted || this.closing) return;
+    this.loadingLifted = true;
+    this.keyOp(async () => this.loadLifted(new Set((await this.store.getRetired()).map((r) => r.pubkey))))
+      .catch((e) => {
+        if (!this.closing) this.log.error({ err: e }, "could not load again the keys of the sealed store whose retirement was lifted; they load at the next start");
+      })
+      .finally(() => (this.loadingLifted = false));
+  }
 
   private retryCheckSoon(): void {
     if (this.retryTimer || this.closing) return;
@@ -565,14 +575,16 @@ export class VaultService implements VaultApi {
     const info = sealed.list().filter((k) => this.retiredSealed.has(k.pubkey) && !retired.has(k.pubkey));
     if (info.length === 0) return;
     const entries: { pubkey: string; secret: Uint8Array; path?: string; origin: string }[] = [];
+    let added: number;
     try {
       for (const k of info) entries.push({ pubkey: k.pubkey, secret: sealed.unseal(k.pubkey), path: k.path, origin: this.sealedFile });
+      added = await this.keys.addAll("sealed", entries);
     } catch (e) {
       for (const k of entries) k.secret.fill(0);
       throw e;
+    } finally {
+      for (const k of info) this.retiredSealed.delete(k.pubkey); // on a failure too: not tried every slot; they load at the next start
     }
-    const added = await this.keys.addAll("sealed", entries);
-    for (const k of info) this.retiredSealed.delete(k.pubkey);
     if (added > 0) this.log.warn({ keys: added, pubkeys: info.slice(0, 10).map((k) => k.pubkey), file: this.sealedFile }, "keys of the sealed key store loaded again: their validators' retirement was lifted");
   }
 
